@@ -1,0 +1,94 @@
+/*
+ * The C part of mod_wsgi_rs: the module structure, the directive table, hook
+ * registration and one-line wrappers for httpd/APR macros. Every decision is
+ * made in Rust (src/lib.rs holds the functions declared extern below).
+ */
+#include "shim.h"
+
+APLOG_USE_MODULE(wsgi_rs);
+
+/* Rust entry points (src/lib.rs). */
+extern const char *wsgi_rs_directive(cmd_parms *cmd, void *mconfig, const char *args);
+extern void *wsgi_rs_create_server_config(apr_pool_t *p, server_rec *s);
+extern void *wsgi_rs_merge_server_config(apr_pool_t *p, void *base, void *add);
+extern void *wsgi_rs_create_dir_config(apr_pool_t *p, char *dir);
+extern void *wsgi_rs_merge_dir_config(apr_pool_t *p, void *base, void *add);
+extern int wsgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+extern void wsgi_rs_child_init(apr_pool_t *pchild, server_rec *s);
+extern int wsgi_rs_translate_name(request_rec *r);
+extern int wsgi_rs_handler(request_rec *r);
+
+/* Every directive takes its raw argument string; Rust tokenises and validates it. */
+#define WSGI_DIRECTIVE(name, where, help) \
+    AP_INIT_RAW_ARGS(name, wsgi_rs_directive, NULL, where, help)
+
+static const command_rec wsgi_rs_commands[] = {
+    WSGI_DIRECTIVE("WSGIScriptAlias", RSRC_CONF, "URL path, script file or directory, and options."),
+    WSGI_DIRECTIVE("WSGIScriptAliasMatch", RSRC_CONF, "URL regex, script path with $N substitutions, and options."),
+    WSGI_DIRECTIVE("WSGICallableObject", OR_FILEINFO, "Name of the WSGI application object in the script."),
+    WSGI_DIRECTIVE("WSGIApplicationGroup", ACCESS_CONF | RSRC_CONF, "Application group (interpreter) name."),
+    WSGI_DIRECTIVE("WSGIPassAuthorization", OR_FILEINFO, "On: pass the Authorization header to the application."),
+    WSGI_DIRECTIVE("WSGIChunkedRequest", OR_FILEINFO, "On: accept chunked request bodies."),
+    WSGI_DIRECTIVE("WSGIScriptReloading", OR_FILEINFO, "On: reload a script whose file changed."),
+    WSGI_DIRECTIVE("WSGIPythonHome", RSRC_CONF, "Python home (a prefix or a virtual environment)."),
+    WSGI_DIRECTIVE("WSGIPythonPath", RSRC_CONF, "Directories added to sys.path, separated by ':'."),
+    WSGI_DIRECTIVE("WSGIPythonOptimize", RSRC_CONF, "Python optimisation level: 0, 1 or 2."),
+    { NULL }
+};
+
+static void wsgi_rs_register_hooks(apr_pool_t *p)
+{
+    /* Like mod_wsgi: alias translation after mod_alias, before userdir/vhost_alias. */
+    static const char *const after[] = { "mod_alias.c", NULL };
+    static const char *const before[] = { "mod_userdir.c", "mod_vhost_alias.c", NULL };
+
+    (void)p;
+    ap_hook_post_config(wsgi_rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(wsgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(wsgi_rs_translate_name, after, before, APR_HOOK_MIDDLE);
+    ap_hook_handler(wsgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+__attribute__((visibility("default")))
+module AP_MODULE_DECLARE_DATA wsgi_rs_module = {
+    STANDARD20_MODULE_STUFF,
+    wsgi_rs_create_dir_config,
+    wsgi_rs_merge_dir_config,
+    wsgi_rs_create_server_config,
+    wsgi_rs_merge_server_config,
+    wsgi_rs_commands,
+    wsgi_rs_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};
+
+void *wsgi_rs_server_config(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &wsgi_rs_module);
+}
+
+void *wsgi_rs_dir_config(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &wsgi_rs_module);
+}
+
+void wsgi_rs_log_rerror(const request_rec *r, int level, apr_status_t status, const char *msg)
+{
+    ap_log_rerror(APLOG_MARK, level, status, r, "%s", msg);
+}
+
+void wsgi_rs_log_error(const server_rec *s, int level, apr_status_t status, const char *msg)
+{
+    ap_log_error(APLOG_MARK, level, status, s, "%s", msg);
+}
+
+void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, b);
+}
+
+int wsgi_rs_module_index(void)
+{
+    return wsgi_rs_module.module_index;
+}

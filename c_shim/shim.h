@@ -1,0 +1,28 @@
+/* What Rust sees of httpd/APR (through bindgen) and of the C shim. */
+#ifndef WSGI_RS_SHIM_H
+#define WSGI_RS_SHIM_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_script.h"
+#include "ap_mpm.h"
+#include "ap_regex.h"
+#include "apr_buckets.h"
+#include "apr_portable.h"
+#include "apr_strings.h"
+#include "apr_tables.h"
+
+/* Macro wrappers: bindgen cannot call these macros, so each is one C line. */
+void *wsgi_rs_server_config(server_rec *s);
+void *wsgi_rs_dir_config(request_rec *r);
+void wsgi_rs_log_rerror(const request_rec *r, int level, apr_status_t status, const char *msg);
+void wsgi_rs_log_error(const server_rec *s, int level, apr_status_t status, const char *msg);
+void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
+int wsgi_rs_module_index(void);
+
+#endif

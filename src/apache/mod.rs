@@ -1,0 +1,59 @@
+//! Thin, safe-ish wrappers over httpd and APR. Everything that touches a raw
+//! `request_rec`/`server_rec` field lives here or in the modules below.
+
+pub mod brigade;
+pub mod log;
+pub mod table;
+
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    unnecessary_transmutes,
+    clippy::all
+)]
+pub mod sys {
+    include!(concat!(env!("OUT_DIR"), "/httpd_sys.rs"));
+}
+
+use std::ffi::{c_char, CStr};
+
+/// The bytes of a NUL-terminated C string, or None for NULL.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string that outlives `'a`.
+#[inline(always)]
+pub unsafe fn cbytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+    }
+}
+
+/// Like [`cbytes`] but decoded lossily to an owned `String`.
+///
+/// # Safety
+/// As for [`cbytes`].
+pub unsafe fn cstring_lossy(p: *const c_char) -> Option<String> {
+    // SAFETY: forwarded contract.
+    unsafe { cbytes(p) }.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Copies `s` into `pool`, NUL-terminated, for APIs that keep the pointer.
+///
+/// # Safety
+/// `pool` must be a live APR pool.
+pub unsafe fn pstrdup(pool: *mut sys::apr_pool_t, s: &[u8]) -> *mut c_char {
+    // SAFETY: apr_pstrmemdup copies `len` bytes and appends a NUL.
+    unsafe { sys::apr_pstrmemdup(pool, s.as_ptr().cast(), s.len()) }
+}
+
+/// A raw pointer that may cross into `Python::detach` closures.
+#[derive(Clone, Copy)]
+pub struct SendPtr<T>(pub *mut T);
+// SAFETY: used only to hand Apache objects to the same request's code while the
+// GIL is released; Apache guarantees a request is served by one thread at a time.
+unsafe impl<T> Send for SendPtr<T> {}

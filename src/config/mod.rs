@@ -1,0 +1,116 @@
+//! Module configuration: per-server (aliases, Python settings) and per-directory
+//! (callable, groups, flags) records, created and merged for Apache.
+
+pub mod alias;
+pub mod directives;
+pub mod group;
+pub mod python;
+
+pub use alias::{AliasOptions, ScriptAlias};
+pub use group::GroupSpec;
+pub use python::PythonSettings;
+
+/// Per-server (and per-vhost) configuration.
+#[derive(Default, Clone)]
+pub struct ServerConfig {
+    /// WSGIScriptAlias / WSGIScriptAliasMatch, in configuration order.
+    pub aliases: Vec<ScriptAlias>,
+    /// WSGIPython* (global only: read from the main server).
+    pub python: PythonSettings,
+}
+
+impl ServerConfig {
+    /// A vhost's aliases come first, then the main server's (like mod_alias).
+    pub fn merge(base: &ServerConfig, add: &ServerConfig) -> ServerConfig {
+        let mut aliases = add.aliases.clone();
+        aliases.extend(base.aliases.iter().cloned());
+        ServerConfig {
+            aliases,
+            python: base.python.clone(),
+        }
+    }
+}
+
+/// Per-directory configuration (also the server-wide defaults).
+#[derive(Default, Clone)]
+pub struct DirConfig {
+    pub callable_object: Option<String>,
+    pub application_group: Option<GroupSpec>,
+    pub pass_authorization: Option<bool>,
+    pub chunked_request: Option<bool>,
+    pub script_reloading: Option<bool>,
+}
+
+impl DirConfig {
+    /// Values set in the more specific section (`add`) win.
+    pub fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
+        DirConfig {
+            callable_object: add
+                .callable_object
+                .clone()
+                .or_else(|| base.callable_object.clone()),
+            application_group: add
+                .application_group
+                .clone()
+                .or_else(|| base.application_group.clone()),
+            pass_authorization: add.pass_authorization.or(base.pass_authorization),
+            chunked_request: add.chunked_request.or(base.chunked_request),
+            script_reloading: add.script_reloading.or(base.script_reloading),
+        }
+    }
+
+    pub fn callable_object(&self) -> &str {
+        self.callable_object.as_deref().unwrap_or("application")
+    }
+    pub fn pass_authorization(&self) -> bool {
+        self.pass_authorization.unwrap_or(false)
+    }
+    pub fn chunked_request(&self) -> bool {
+        self.chunked_request.unwrap_or(false)
+    }
+    pub fn script_reloading(&self) -> bool {
+        self.script_reloading.unwrap_or(true)
+    }
+}
+
+/// Parses On/Off the way Apache's FLAG directives do (case-insensitive).
+pub fn parse_flag(name: &str, value: &str) -> Result<bool, String> {
+    if value.eq_ignore_ascii_case("on") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("off") {
+        Ok(false)
+    } else {
+        Err(format!("{name} must be On or Off, not '{value}'."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_merge_prefers_specific_values() {
+        let base = DirConfig {
+            callable_object: Some("app".into()),
+            chunked_request: Some(true),
+            ..Default::default()
+        };
+        let add = DirConfig {
+            chunked_request: Some(false),
+            pass_authorization: Some(true),
+            ..Default::default()
+        };
+        let m = DirConfig::merge(&base, &add);
+        assert_eq!(m.callable_object(), "app");
+        assert!(!m.chunked_request());
+        assert!(m.pass_authorization());
+        assert!(m.script_reloading());
+    }
+
+    #[test]
+    fn flags() {
+        assert_eq!(parse_flag("X", "ON"), Ok(true));
+        assert_eq!(parse_flag("X", "off"), Ok(false));
+        assert!(parse_flag("X", "yes").unwrap_err().contains("On or Off"));
+    }
+}

@@ -1,0 +1,182 @@
+//! mod_wsgi_rs: an Apache httpd 2.4 module that hosts Python WSGI
+//! applications, compatible with mod_wsgi's configuration.
+//!
+//! This file holds only the `extern "C"` entry points that the C shim
+//! (c_shim/mod_wsgi_rs.c) registers with Apache. Each one catches panics, so
+//! a bug in Rust becomes a logged 500 instead of a crashed child.
+
+pub mod apache;
+pub mod config;
+pub mod python;
+pub mod wsgi;
+
+use apache::{log, sys};
+use config::{DirConfig, ServerConfig};
+use std::ffi::{c_char, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs `f`, turning a panic into `fallback` (and a log line).
+fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            // SAFETY: a NULL server logs to the main error log.
+            unsafe {
+                log::error(
+                    std::ptr::null(),
+                    log::ERR,
+                    &format!("mod_wsgi_rs: internal error in {what}: {msg}"),
+                )
+            };
+            fallback
+        }
+    }
+}
+
+/// Puts `value` in `pool`, dropped when the pool is cleared.
+unsafe fn pool_box<T>(pool: *mut sys::apr_pool_t, value: T) -> *mut c_void {
+    extern "C" fn drop_box<T>(p: *mut c_void) -> sys::apr_status_t {
+        // SAFETY: registered below with a pointer from Box::into_raw::<T>.
+        drop(unsafe { Box::from_raw(p as *mut T) });
+        sys::APR_SUCCESS as sys::apr_status_t
+    }
+    let p = Box::into_raw(Box::new(value)) as *mut c_void;
+    // SAFETY: pool is live; the cleanup frees the box exactly once.
+    unsafe {
+        sys::apr_pool_cleanup_register(
+            pool,
+            p,
+            Some(drop_box::<T>),
+            Some(sys::apr_pool_cleanup_null),
+        )
+    };
+    p
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_create_server_config(
+    p: *mut sys::apr_pool_t,
+    _s: *mut sys::server_rec,
+) -> *mut c_void {
+    // SAFETY: Apache passes a live configuration pool.
+    guard("create_server_config", std::ptr::null_mut(), || unsafe {
+        pool_box(p, ServerConfig::default())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_merge_server_config(
+    p: *mut sys::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    guard("merge_server_config", add, || {
+        // SAFETY: both are records from wsgi_rs_create_server_config.
+        let merged = unsafe {
+            ServerConfig::merge(
+                &*(base as *const ServerConfig),
+                &*(add as *const ServerConfig),
+            )
+        };
+        unsafe { pool_box(p, merged) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_create_dir_config(
+    p: *mut sys::apr_pool_t,
+    _dir: *mut c_char,
+) -> *mut c_void {
+    // SAFETY: Apache passes a live configuration pool.
+    guard("create_dir_config", std::ptr::null_mut(), || unsafe {
+        pool_box(p, DirConfig::default())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_merge_dir_config(
+    p: *mut sys::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    guard("merge_dir_config", add, || {
+        // SAFETY: both are records from wsgi_rs_create_dir_config.
+        let merged =
+            unsafe { DirConfig::merge(&*(base as *const DirConfig), &*(add as *const DirConfig)) };
+        unsafe { pool_box(p, merged) }
+    })
+}
+
+/// Every directive. A returned string is Apache's syntax error message.
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_directive(
+    cmd: *mut sys::cmd_parms,
+    mconfig: *mut c_void,
+    args: *const c_char,
+) -> *const c_char {
+    let result = guard(
+        "directive",
+        Err("mod_wsgi_rs: internal error".to_string()),
+        || {
+            // SAFETY: Apache passes a live cmd_parms and our per-directory record.
+            unsafe { config::directives::apply(cmd, mconfig, args) }
+        },
+    );
+    match result {
+        Ok(()) => std::ptr::null(),
+        Err(msg) => {
+            let c = CString::new(msg.replace('\0', "")).unwrap_or_default();
+            // SAFETY: cmd->pool is live; Apache prints the copy.
+            unsafe { sys::apr_pstrdup((*cmd).pool, c.as_ptr()) }
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_post_config(
+    pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+    _s: *mut sys::server_rec,
+) -> i32 {
+    guard("post_config", sys::OK, || {
+        let component = CString::new(format!(
+            "mod_wsgi_rs/{} Python/{}",
+            env!("CARGO_PKG_VERSION"),
+            env!("WSGI_RS_PY_VERSION")
+        ))
+        .expect("no NUL");
+        // SAFETY: pconf is live; Apache copies the string into it.
+        unsafe { sys::ap_add_version_component(pconf, component.as_ptr()) };
+        sys::OK
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    // SAFETY: Apache passes the live child pool and the main server.
+    guard("child_init", (), || unsafe {
+        python::embedded::child_init(pchild, s)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_translate_name(r: *mut sys::request_rec) -> i32 {
+    // SAFETY: Apache passes a live request.
+    guard("translate_name", sys::DECLINED, || unsafe {
+        wsgi::handler::translate(r)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_handler(r: *mut sys::request_rec) -> i32 {
+    // SAFETY: Apache passes a live request.
+    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR, || unsafe {
+        wsgi::handler::handle(r)
+    })
+}

@@ -1,0 +1,99 @@
+//! Embedded mode: Python inside Apache's own children, started in child_init.
+use super::objects::ProcessInfo;
+use super::runtime;
+use crate::apache::{log, sys};
+use crate::config::{alias::Matcher, ServerConfig};
+use std::ffi::c_void;
+
+fn mpm_query(code: i32) -> i32 {
+    let mut v = 0;
+    // SAFETY: ap_mpm_query writes one int for these codes.
+    unsafe { sys::ap_mpm_query(code, &mut v) };
+    v
+}
+
+extern "C" fn child_exit(_: *mut c_void) -> sys::apr_status_t {
+    let _ = std::panic::catch_unwind(runtime::shutdown);
+    sys::APR_SUCCESS as sys::apr_status_t
+}
+
+/// Starts Python in this child and preloads scripts whose alias names both
+/// groups (as mod_wsgi does), so the first request does not pay for them.
+///
+/// # Safety
+/// Called from Apache's child_init with the live child pool and main server.
+pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    // SAFETY: s is the live main server; its module config holds our record.
+    let cfg = unsafe { &*(sys::wsgi_rs_server_config(s) as *const ServerConfig) };
+    let threads = mpm_query(sys::AP_MPMQ_MAX_THREADS).max(1);
+    let daemons = mpm_query(sys::AP_MPMQ_MAX_DAEMONS).max(1);
+    // SAFETY: ap_get_server_banner returns a static string.
+    let banner =
+        unsafe { crate::apache::cstring_lossy(sys::ap_get_server_banner()) }.unwrap_or_default();
+    let info = ProcessInfo {
+        multithread: threads != 1,
+        multiprocess: daemons != 1,
+        max_processes: daemons,
+        threads_per_process: threads,
+        server_software: banner,
+    };
+    match runtime::initialize(&cfg.python, info) {
+        Ok(interp) => {
+            // SAFETY: pchild is live; the cleanup runs when the child exits.
+            unsafe {
+                sys::apr_pool_cleanup_register(
+                    pchild,
+                    std::ptr::null(),
+                    Some(child_exit),
+                    Some(sys::apr_pool_cleanup_null),
+                )
+            };
+            preload(s, interp);
+        }
+        // SAFETY: s is live.
+        Err(e) => unsafe { log::error(s, log::ERR, &format!("mod_wsgi_rs: {e}")) },
+    }
+}
+
+fn preload(s: *mut sys::server_rec, interp: &'static super::interp::Interp) {
+    let mut server = s;
+    while !server.is_null() {
+        // SAFETY: the server list and each server's config are live in the child.
+        let cfg = unsafe { &*(sys::wsgi_rs_server_config(server) as *const ServerConfig) };
+        for alias in &cfg.aliases {
+            let o = &alias.options;
+            let static_group = o.application_group.as_ref().is_some_and(|g| g.is_static());
+            if !(matches!(alias.matcher, Matcher::Prefix(_))
+                && o.process_group.is_some()
+                && static_group)
+            {
+                continue;
+            }
+            let path = alias.target.clone();
+            let mtime = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            interp.run(|py| {
+                if let Err(e) =
+                    crate::wsgi::script::module(py, interp.objects(), &path, mtime, true)
+                {
+                    let text = interp.objects().format(py, &e);
+                    // SAFETY: server is live.
+                    unsafe {
+                        log::error(
+                            server,
+                            log::ERR,
+                            &format!("Failed to exec Python script file '{path}'."),
+                        );
+                        log::lines(std::ptr::null(), log::ERR, &text);
+                    }
+                }
+            });
+        }
+        // SAFETY: server is live; `next` links the virtual hosts.
+        server = unsafe { (*server).next };
+    }
+}

@@ -1,0 +1,183 @@
+"""Per-interpreter helpers of mod_wsgi_rs, importable as ``mod_wsgi``.
+
+The functions whose names start with ``_rs_`` are written in Rust and are
+added to this module's namespace after it is executed.
+"""
+import io
+import sys
+import threading
+import types
+
+version = (5, 0, 0)  # mod_wsgi API level this module is compatible with
+process_group = ''
+application_group = ''
+maximum_processes = 1
+threads_per_process = 1
+
+
+class Input:
+    """wsgi.input: reads the request body from Apache with the GIL released."""
+    __slots__ = ('_ctx',)
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def read(self, size=-1):
+        return _rs_input_read(self._ctx, -1 if size is None else size)
+
+    def readline(self, size=-1):
+        return _rs_input_readline(self._ctx, -1 if size is None else size)
+
+    def readlines(self, hint=-1):
+        lines, total = [], 0
+        while True:
+            line = _rs_input_readline(self._ctx, -1)
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = _rs_input_readline(self._ctx, -1)
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self):
+        pass
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: a real file becomes an Apache file bucket (sendfile);
+    anything else is read in blocks of ``blksize``."""
+    __slots__ = ('filelike', 'blksize')
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self):
+        close = getattr(self.filelike, 'close', None)
+        if close is not None:
+            close()
+
+
+class _LogBuffer(io.RawIOBase):
+    """The .buffer of a Log: bytes are decoded as UTF-8 and logged."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        data = bytes(b)
+        _rs_log_write(self._stream, data.decode('utf-8', 'backslashreplace'))
+        return len(data)
+
+
+class Log(io.TextIOBase):
+    """wsgi.errors, sys.stdout and sys.stderr: each line becomes an error-log
+    entry, tagged with the client address while a request is being served."""
+
+    encoding = 'utf-8'
+    errors = 'backslashreplace'
+
+    def __init__(self, stream, name):
+        self._stream = stream
+        self._name = name
+        self._buffer = _LogBuffer(stream)
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def buffer(self):
+        return self._buffer
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
+        _rs_log_write(self._stream, s)
+        return len(s)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        _rs_log_flush(self._stream)
+
+    def close(self):
+        # Never really closed: a closed sys.stderr would lose later errors.
+        self.flush()
+
+    def __repr__(self):
+        return '<mod_wsgi_rs.Log name=%r>' % self._name
+
+
+_load_lock = threading.RLock()
+
+
+def load_script(path, mtime, reload):
+    """Returns the module for a WSGI script file, executing it on first use
+    and again when its modification time changed (if ``reload``)."""
+    import hashlib
+    digest = hashlib.md5(path.encode('utf-8', 'surrogateescape'), usedforsecurity=False)
+    name = '_mod_wsgi_' + digest.hexdigest()
+    with _load_lock:
+        module = sys.modules.get(name)
+        if module is not None and (not reload or getattr(module, '__mtime__', None) == mtime):
+            return module
+        with open(path, 'rb') as f:
+            source = f.read()
+        code = compile(source, path, 'exec', dont_inherit=True)
+        module = types.ModuleType(name)
+        module.__file__ = path
+        module.__mtime__ = mtime
+        sys.modules[name] = module
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+            raise
+        return module
+
+
+def format_exception(exc):
+    import traceback
+    return ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def add_python_path(dirs):
+    """WSGIPythonPath: each directory goes through site.addsitedir (so .pth
+    files work) and everything added moves to the front of sys.path."""
+    import site
+    before = list(sys.path)
+    for d in dirs:
+        site.addsitedir(d)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + before
