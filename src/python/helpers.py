@@ -167,9 +167,9 @@ def load_script(path, mtime, reload):
         return module
 
 
-def format_exception(exc):
+def format_exception(exc, tb):
     import traceback
-    return ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return ''.join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
 def add_python_path(dirs):

@@ -180,7 +180,7 @@ impl InterpObjects {
     pub fn format(&self, py: Python<'_>, err: &PyErr) -> String {
         self.format_exception
             .bind(py)
-            .call1((err.value(py),))
+            .call1((err.value(py), err.traceback(py)))
             .and_then(|s| s.extract::<String>())
             .unwrap_or_else(|_| format!("{err}"))
     }

@@ -310,7 +310,7 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<Option<u64>, String> {
         .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
     {
         return Err(format!(
-            "hop-by-hop header {shown:?} is not allowed in a WSGI response"
+            "hop-by-hop header '{shown}' is not allowed in a WSGI response"
         ));
     }
     if name.eq_ignore_ascii_case(b"content-length") {

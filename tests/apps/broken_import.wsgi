@@ -1,0 +1,1 @@
+raise ImportError('this script cannot be imported')

@@ -1,0 +1,2 @@
+def something_else(environ, start_response):
+    pass

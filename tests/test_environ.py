@@ -1,0 +1,154 @@
+"""The WSGI environ, compared with what mod_wsgi provides."""
+import json
+
+from conftest import server_fixture
+
+CONF = r"""
+WSGIScriptAlias /env @APPS@/env.wsgi
+WSGIScriptAlias /auth @APPS@/env.wsgi pass-authorization=On
+WSGIScriptAliasMatch ^/match/([^/]+) @APPS@/$1.wsgi
+WSGIScriptAlias /dir/ @APPS@/
+SetEnv MY_SETENV hello-from-setenv
+SetEnv HTTPS off
+SetEnvIf User-Agent "^special-agent" AGENT_FLAG=1
+RewriteEngine On
+RewriteRule ^/env/rewritten - [E=REWRITTEN:yes]
+"""
+
+apache = server_fixture(CONF)
+
+
+def env(apache, path, **kw):
+    r = apache.get(path, **kw)
+    assert r.status == 200, (r, apache.error_log()[-2000:])
+    return json.loads(r.body)
+
+
+def test_cgi_variables(apache):
+    e = env(apache, '/env/sub/path?a=1&b=2', headers={'X-Custom-Header': 'abc'})
+    assert e['REQUEST_METHOD'] == 'GET'
+    assert e['SCRIPT_NAME'] == '/env'
+    assert e['PATH_INFO'] == '/sub/path'
+    assert e['QUERY_STRING'] == 'a=1&b=2'
+    assert e['REQUEST_URI'] == '/env/sub/path?a=1&b=2'
+    assert e['SERVER_NAME'] == '127.0.0.1'
+    assert e['SERVER_PORT'] == str(apache.port)
+    assert e['SERVER_ADDR'] == '127.0.0.1'
+    assert e['SERVER_PROTOCOL'] == 'HTTP/1.1'
+    assert e['SERVER_SOFTWARE'].startswith('Apache/2.4')
+    assert e['REMOTE_ADDR'] == '127.0.0.1'
+    assert int(e['REMOTE_PORT']) > 0
+    assert e['REQUEST_SCHEME'] == 'http'
+    assert e['GATEWAY_INTERFACE'] == 'CGI/1.1'
+    assert e['DOCUMENT_ROOT'] == apache.dir
+    assert e['SCRIPT_FILENAME'] == apache.apps + '/env.wsgi'
+    assert e['HTTP_X_CUSTOM_HEADER'] == 'abc'
+    assert e['HTTP_HOST'] == '127.0.0.1:%d' % apache.port
+    assert 'PATH' not in e
+
+
+def test_wsgi_keys(apache):
+    e = env(apache, '/env')
+    assert e['wsgi.version'] == {'type': 'tuple', 'repr': '(1, 0)'}
+    assert e['wsgi.url_scheme'] == 'http'
+    assert e['wsgi.input_terminated'] == {'type': 'bool', 'repr': 'True'}
+    assert e['wsgi.run_once']['repr'] == 'False'
+    # The harness runs event/worker with one child of 8 threads, prefork with 4 children.
+    assert e['wsgi.multiprocess']['repr'] == repr(apache.mpm == 'prefork')
+    threaded = apache.mpm != 'prefork'
+    assert e['wsgi.multithread']['repr'] == repr(threaded)
+    assert e['wsgi.input']['type'] == 'Input'
+    assert e['wsgi.errors']['type'] == 'Log'
+    assert e['wsgi.file_wrapper']['type'] == 'type'
+    assert e['mod_wsgi.process_group'] == ''
+    assert e['mod_wsgi.application_group'] == ''
+    assert e['mod_wsgi.callable_object'] == 'application'
+    assert e['mod_wsgi.request_handler'] == 'wsgi-script'
+    assert e['mod_wsgi.script_reloading'] == '1'
+    assert e['mod_wsgi.listener_port'] == str(apache.port)
+    assert e['mod_wsgi.version']['type'] == 'tuple'
+    assert e['mod_wsgi.request_start'].isdigit()
+    assert e['mod_wsgi.thread_id']['type'] == 'int'
+    assert e['apache.version']['repr'].startswith('(2, 4,')
+
+
+def test_every_cgi_value_is_a_native_str(apache):
+    e = env(apache, '/env/x?y', headers={'X-A': 'b'})
+    for k, v in e.items():
+        if '.' not in k:
+            assert isinstance(v, str), k
+
+
+def test_script_name_and_path_info_split(apache):
+    assert (env(apache, '/env')['SCRIPT_NAME'], env(apache, '/env')['PATH_INFO']) == ('/env', '')
+    e = env(apache, '/env/')
+    assert (e['SCRIPT_NAME'], e['PATH_INFO']) == ('/env', '/')
+    e = env(apache, '/env//a//b?x')
+    assert (e['SCRIPT_NAME'], e['PATH_INFO'], e['REQUEST_URI']) == ('/env', '/a/b', '/env//a//b?x')
+    assert apache.get('/envXYZ').status == 404
+
+
+def test_alias_match_substitutes_and_splits(apache):
+    e = env(apache, '/match/env/x/y?q=1')
+    assert e['SCRIPT_NAME'] == '/match/env'
+    assert e['PATH_INFO'] == '/x/y'
+    assert e['SCRIPT_FILENAME'] == apache.apps + '/env.wsgi'
+    assert apache.get('/match/nonexistent').status == 404
+
+
+def test_directory_alias(apache):
+    e = env(apache, '/dir/env.wsgi/extra/path')
+    assert e['SCRIPT_NAME'] == '/dir/env.wsgi'
+    assert e['PATH_INFO'] == '/extra/path'
+
+
+def test_unicode_path_and_query(apache):
+    e = env(apache, '/env/%C3%A9t%C3%A9?q=%C3%A9&r=%20x')
+    assert e['PATH_INFO'].encode('latin-1').decode('utf-8') == '/été'
+    assert e['QUERY_STRING'] == 'q=%C3%A9&r=%20x'
+    assert e['REQUEST_URI'] == '/env/%C3%A9t%C3%A9?q=%C3%A9&r=%20x'
+
+
+def test_header_values_are_latin1(apache):
+    e = env(apache, '/env', headers={'X-Latin': 'caf\xe9'.encode('latin-1')})
+    assert e['HTTP_X_LATIN'] == 'caf\xe9'
+
+
+def test_headers_with_underscores_are_dropped(apache):
+    e = env(apache, '/env', headers={'X_Under_Score': 'spoof', 'X-Under-Score': 'real'})
+    assert e['HTTP_X_UNDER_SCORE'] == 'real'
+    e = env(apache, '/env', headers={'X_Only_Underscore': 'spoof'})
+    assert 'HTTP_X_ONLY_UNDERSCORE' not in e
+
+
+def test_content_headers_have_no_http_twins(apache):
+    r = apache.post('/env', b'a=1', headers={'Content-Type': 'application/x-www-form-urlencoded'})
+    e = json.loads(r.body)
+    assert e['CONTENT_TYPE'] == 'application/x-www-form-urlencoded'
+    assert e['CONTENT_LENGTH'] == '3'
+    assert 'HTTP_CONTENT_TYPE' not in e and 'HTTP_CONTENT_LENGTH' not in e
+
+
+def test_authorization_needs_pass_authorization(apache):
+    h = {'Authorization': 'Basic dXNlcjpwYXNz', 'Proxy': 'http://evil'}
+    assert 'HTTP_AUTHORIZATION' not in env(apache, '/env', headers=h)
+    e = env(apache, '/auth', headers=h)
+    assert e['HTTP_AUTHORIZATION'] == 'Basic dXNlcjpwYXNz'
+    assert 'HTTP_PROXY' not in e
+
+
+def test_setenv_setenvif_and_rewrite_variables(apache):
+    e = env(apache, '/env/rewritten', headers={'User-Agent': 'special-agent/1'})
+    assert e['MY_SETENV'] == 'hello-from-setenv'
+    assert e['AGENT_FLAG'] == '1'
+    assert e['REWRITTEN'] == 'yes'
+    assert 'HTTPS' not in e  # consumed into wsgi.url_scheme
+    assert e['wsgi.url_scheme'] == 'http'
+
+
+def test_https_variable_sets_url_scheme(start_apache):
+    a = start_apache('WSGIScriptAlias /env @APPS@/env.wsgi\nSetEnv HTTPS on\n', name='https')
+    e = json.loads(a.get('/env').body)
+    assert e['wsgi.url_scheme'] == 'https'
+    assert 'HTTPS' not in e
+    a.stop()
