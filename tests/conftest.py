@@ -39,3 +39,15 @@ def server_fixture(conf, mpms=None, scope='module', **kw):
         yield a
         a.stop()
     return fixture
+
+
+@pytest.fixture
+def public_tmp():
+    """A temp dir that Apache's children (www-data) can read."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    d = tempfile.mkdtemp(prefix='wsgi-rs-test-')
+    os.chmod(d, 0o755)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)

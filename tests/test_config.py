@@ -1,0 +1,143 @@
+"""Directives: errors at start-up, Python settings, callables, reloading."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from harness import Apache, MODULE
+
+BAD = [
+    ('WSGIPythonOptimize 3', 'WSGIPythonOptimize must be 0, 1 or 2'),
+    ('WSGIScriptAlias /x @APPS@/env.wsgi bogus=1', 'Invalid option to WSGI script alias definition'),
+    ('WSGIScriptAlias /x @APPS@/env.wsgi process-group=daemon1', "WSGI process group 'daemon1' is not configured"),
+    ('WSGIScriptAlias /x', 'WSGIScriptAlias needs a URL and a script path'),
+    ('WSGIScriptAlias relative @APPS@/env.wsgi', "must start with '/'"),
+    ('WSGIScriptAliasMatch ^/(unclosed @APPS@/env.wsgi', 'Regular expression could not be compiled'),
+    ('WSGIApplicationGroup %{BOGUS}', "Invalid application group '%{BOGUS}'"),
+    ('WSGICallableObject not.valid', "Invalid callable object name 'not.valid'"),
+    ('WSGIPassAuthorization maybe', 'WSGIPassAuthorization must be On or Off'),
+    ('WSGIChunkedRequest', 'WSGIChunkedRequest takes one argument'),
+    ('WSGIPythonHome /no/such/python/home', "Unable to stat Python home '/no/such/python/home'"),
+    ('<VirtualHost *:80>\nWSGIPythonPath /tmp\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
+]
+
+
+@pytest.mark.parametrize('line,message', BAD)
+def test_bad_directive_stops_apache_with_file_line_and_reason(line, message):
+    a = Apache(conf=line + '\n', name='badconf')
+    try:
+        rc = a.start(expect_fail=True)
+        assert rc != 0
+        assert 'Syntax error on line' in a.start_output and a.conf_path in a.start_output, a.start_output
+        assert message in a.start_output, a.start_output
+        assert a.pid() is None
+    finally:
+        a.stop()
+        a.cleanup()
+
+
+def test_module_exports_its_module_symbol():
+    out = subprocess.run(['nm', '-D', '--defined-only', MODULE], capture_output=True, text=True, check=True).stdout
+    assert any(l.split()[-1] == 'wsgi_rs_module' and l.split()[1] in 'DB' for l in out.splitlines())
+
+
+def test_python_path_and_optimize(start_apache, public_tmp):
+    lib = public_tmp
+    (lib / 'marker_mod.py').write_text('VALUE = "from WSGIPythonPath"\n')
+    (lib / 'extra.pth').write_text(str(lib / 'via_pth') + '\n')
+    (lib / 'via_pth').mkdir()
+    os.chmod(lib / 'via_pth', 0o755)
+    (lib / 'via_pth' / 'pth_mod.py').write_text('VALUE = "from a .pth file"\n')
+    for p in lib.rglob('*'):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    app = lib / 'app.wsgi'
+    app.write_text('import sys, json, marker_mod, pth_mod\n'
+                   'def application(environ, start_response):\n'
+                   '    start_response("200 OK", [("Content-Type", "application/json")])\n'
+                   '    return [json.dumps({"marker": marker_mod.VALUE, "pth": pth_mod.VALUE,\n'
+                   '        "path0": sys.path[0], "optimize": sys.flags.optimize,\n'
+                   '        "executable": sys.executable}).encode()]\n')
+    os.chmod(app, 0o644)
+    a = start_apache('WSGIPythonPath %s\nWSGIPythonOptimize 1\nWSGIScriptAlias /p %s\n'
+                     '<Directory %s>\nRequire all granted\n</Directory>\n' % (lib, app, lib), name='pypath')
+    r = a.get('/p')
+    assert r.status == 200, a.error_log()
+    e = json.loads(r.body)
+    assert e['marker'] == 'from WSGIPythonPath' and e['pth'] == 'from a .pth file'
+    assert e['path0'] == str(lib)
+    assert e['optimize'] == 1
+    assert os.path.basename(e['executable']).startswith('python')
+    a.stop()
+
+
+def test_python_home_virtualenv(start_apache, public_tmp):
+    venv = public_tmp / 'env'
+    subprocess.run(['/usr/bin/python3', '-m', 'venv', '--without-pip', str(venv)], check=True)
+    site = subprocess.run([str(venv / 'bin' / 'python'), '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site, 'venv_only_mod.py'), 'w') as f:
+        f.write('VALUE = "inside the venv"\n')
+    subprocess.run(['chmod', '-R', 'a+rX', str(venv)], check=True)
+    a = start_apache('WSGIPythonHome %s\nWSGIScriptAlias /v @APPS@/venv.wsgi\n' % venv, name='venv')
+    with open(os.path.join(a.apps, 'venv.wsgi'), 'w') as f:
+        f.write('import sys, venv_only_mod\n'
+                'def application(environ, start_response):\n'
+                '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+                '    return [("%s|%s" % (sys.prefix, venv_only_mod.VALUE)).encode()]\n')
+    r = a.get('/v')
+    assert (r.status, r.text) == (200, '%s|inside the venv' % venv), a.error_log()
+    a.stop()
+
+
+def test_python_home_for_another_python_version_is_refused(tmp_path):
+    (tmp_path / 'pyvenv.cfg').write_text('home = /opt/python/bin\nversion = 3.2.1\n')
+    a = Apache(conf='WSGIPythonHome %s\n' % tmp_path, name='badvenv')
+    try:
+        assert a.start(expect_fail=True) != 0
+        assert 'is a virtual environment for Python 3.2' in a.start_output
+    finally:
+        a.cleanup()
+
+
+def test_callable_object(start_apache):
+    a = start_apache('WSGIScriptAlias /default @APPS@/callables.wsgi\n'
+                     'WSGIScriptAlias /opt @APPS@/callables.wsgi callable-object=other\n'
+                     'WSGIScriptAlias /dir @APPS@/callables.wsgi\n'
+                     '<Location /dir>\nWSGICallableObject other\n</Location>\n', name='callables')
+    assert a.get('/default').body == b'default callable'
+    assert a.get('/opt').body == b'other callable'
+    assert a.get('/dir').body == b'other callable'
+    a.stop()
+
+
+def write_app(path, text, mtime):
+    with open(path, 'w') as f:
+        f.write('def application(environ, start_response):\n'
+                '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+                '    return [b"%s"]\n' % text)
+    os.utime(path, (mtime, mtime))
+
+
+@pytest.mark.parametrize('reloading', ['On', 'Off'])
+def test_script_reloading(start_apache, reloading):
+    a = start_apache('WSGIScriptAlias /app @APPS@/reload.wsgi\nWSGIScriptReloading %s\n' % reloading,
+                     name='reload', mpm='event')
+    path = os.path.join(a.apps, 'reload.wsgi')
+    now = time.time()
+    write_app(path, 'version one', now - 100)
+    assert a.get('/app').body == b'version one'
+    write_app(path, 'version two', now - 50)
+    expected = b'version two' if reloading == 'On' else b'version one'
+    assert a.get('/app').body == expected
+    a.stop()
+
+
+def test_script_is_preloaded_when_both_groups_are_named(start_apache):
+    srv = start_apache('WSGIScriptAlias /pre @APPS@/preload.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}\n',
+                       name='preload', mpm='event')
+    assert srv.wait_for_log('preload.wsgi imported')  # before any request
+    assert srv.get('/pre').body == b'preloaded'
+    assert srv.error_log().count('preload.wsgi imported') == 1
+    srv.stop()

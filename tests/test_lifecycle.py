@@ -1,0 +1,50 @@
+"""Stopping and gracefully restarting Apache with Python loaded."""
+import signal
+import time
+
+import pytest
+
+from conftest import MPMS
+
+CONF = 'WSGIScriptAlias /app @APPS@/atexit_app.wsgi\nWSGIScriptAlias /hello @APPS@/hello.wsgi\n'
+
+
+@pytest.mark.parametrize('mpm', MPMS + ['worker'])
+def test_stop_is_prompt_and_runs_atexit(start_apache, mpm):
+    a = start_apache(CONF, mpm=mpm, name='stop')
+    for _ in range(4):
+        assert a.get('/app').body == b'started'  # each child now has a never-ending thread
+    took = a.stop()
+    assert took < 5, 'stop took %.1fs' % took
+    log = a.error_log()
+    assert 'atexit handler ran' in log
+    assert 'Segmentation fault' not in log and 'exit signal' not in log
+    assert 'still did not exit' not in log  # the parent never had to SIGKILL a child
+
+
+@pytest.mark.parametrize('mpm', MPMS)
+def test_graceful_restart_keeps_serving(start_apache, mpm):
+    a = start_apache(CONF, mpm=mpm, name='graceful')
+    assert a.get('/app').status == 200
+    old_children = set(a.children())
+    a.signal(signal.SIGUSR1)  # apachectl graceful
+    deadline = time.time() + 15
+    while time.time() < deadline and a.error_log().count('resuming normal operations') < 2:
+        time.sleep(0.1)
+    assert a.error_log().count('resuming normal operations') == 2
+    for _ in range(10):
+        assert a.get('/hello').body == b'Hello World!'
+        assert a.get('/app').status == 200
+    deadline = time.time() + 10
+    while time.time() < deadline and set(a.children()) & old_children:
+        time.sleep(0.1)
+    assert not set(a.children()) & old_children, 'old children linger after a graceful restart'
+    a.signal(signal.SIGHUP)  # apachectl restart
+    deadline = time.time() + 15
+    while time.time() < deadline and a.error_log().count('resuming normal operations') < 3:
+        time.sleep(0.1)
+    assert a.get('/hello').body == b'Hello World!'
+    took = a.stop()
+    assert took < 5
+    log = a.error_log()
+    assert 'Segmentation fault' not in log and 'exit signal' not in log
