@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what building and testing mod_wsgi_rs needs, when it is missing:
+# Apache with its headers and apxs, Python headers, libclang (bindgen), a C
+# compiler, the test tools, and a Rust toolchain (rustup) if there is no cargo.
+# Idempotent and quick when everything is present. Debian/Ubuntu (apt).
+set -eu
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+PKGS="apache2 apache2-dev python3 python3-dev libclang-dev gcc libc6-dev curl ca-certificates"
+[ "${1:-}" = "--tests" ] && PKGS="$PKGS python3-pytest python3-flask python3-django"
+
+missing=
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "deps.sh: installing$missing" >&2
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+# Rust: Debian's rustc is too old (the crate needs >= 1.85), so use rustup.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "deps.sh: installing Rust with rustup" >&2
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y -q --profile minimal
+fi

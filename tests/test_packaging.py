@@ -1,0 +1,36 @@
+"""The Quick start example site and the files shipped for Debian's a2enmod."""
+import os
+import subprocess
+
+from harness import ROOT, Apache
+
+EXAMPLE = os.path.join(ROOT, 'apache', 'example')
+
+
+def test_quick_start_example_site_serves(start_apache):
+    with open(os.path.join(EXAMPLE, 'site.conf')) as f:
+        site = f.read().replace('@EXAMPLE@', '@APPS@')
+    a = start_apache(site, apps=(EXAMPLE,), name='example')
+    assert a.get('/hello').body == b'Hello World!'
+    page = a.get('/').text
+    assert 'Served by mod_wsgi_rs 0.' in page and '<th>SCRIPT_NAME</th><td></td>' in page
+
+
+def test_a2enmod_files_load_the_installed_module(tmp_path):
+    """wsgi_rs.load + wsgi_rs.conf as scripts/install.sh writes them parse in Apache."""
+    libexec = tmp_path / 'modules'
+    libexec.mkdir()
+    os.symlink(os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so'), libexec / 'mod_wsgi_rs.so')
+    with open(os.path.join(ROOT, 'apache', 'wsgi_rs.load')) as f:
+        load = f.read().replace('@LIBEXECDIR@', str(libexec))
+    with open(os.path.join(ROOT, 'apache', 'wsgi_rs.conf')) as f:
+        conf = f.read()
+    assert 'WSGIPythonPath' in conf
+    a = Apache(conf=load + conf, load_wsgi=False, name='a2enmod')
+    try:
+        out = subprocess.run([__import__('harness').HTTPD, '-f', a.conf_path, '-t', '-D', 'DUMP_MODULES'],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert 'wsgi_rs_module (shared)' in out.stdout
+    finally:
+        a.cleanup()
