@@ -14,6 +14,11 @@ def test_stop_is_prompt_and_runs_atexit(start_apache, mpm):
     a = start_apache(CONF, mpm=mpm, name='stop')
     for _ in range(4):
         assert a.get('/app').body == b'started'  # each child now has a never-ending thread
+    # Let the event MPM finish the lingering close of those connections first:
+    # an immediate SIGTERM can hit a use-after-free race in Apache's own
+    # close_worker_sockets() (mpm_event only; Debian's mod_wsgi 4.9 shows it
+    # too, 4 of 30 quick start/stop cycles), which is not ours to test here.
+    time.sleep(1)
     took = a.stop()
     assert took < 5, 'stop took %.1fs' % took
     log = a.error_log()
@@ -44,6 +49,7 @@ def test_graceful_restart_keeps_serving(start_apache, mpm):
     while time.time() < deadline and a.error_log().count('resuming normal operations') < 3:
         time.sleep(0.1)
     assert a.get('/hello').body == b'Hello World!'
+    time.sleep(1)  # see test_stop_is_prompt_and_runs_atexit
     took = a.stop()
     assert took < 5
     log = a.error_log()
