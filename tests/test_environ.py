@@ -152,3 +152,38 @@ def test_https_variable_sets_url_scheme(start_apache):
     assert e['wsgi.url_scheme'] == 'https'
     assert 'HTTPS' not in e
     a.stop()
+
+
+def test_tls_connection(start_apache, public_tmp):
+    """A real mod_ssl vhost: url_scheme/REQUEST_SCHEME https, no HTTPS key,
+    SSL_* variables when SSLOptions +StdEnvVars asks for them."""
+    import ssl
+    import subprocess
+    import http.client
+    key, crt = public_tmp / 'k.pem', public_tmp / 'c.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj',
+                    '/CN=127.0.0.1', '-keyout', str(key), '-out', str(crt)], check=True, capture_output=True)
+    key.chmod(0o644)
+    conf = ('WSGIScriptAlias /env @APPS@/env.wsgi\nSSLEngine on\n'
+            'SSLCertificateFile %s\nSSLCertificateKeyFile %s\n'
+            '<Location /env/vars>\nSSLOptions +StdEnvVars\n</Location>\n' % (crt, key))
+    a = start_apache(conf, modules=['socache_shmcb', 'ssl'], name='tls')
+    ctx = ssl._create_unverified_context()
+
+    def get(path):
+        conn = http.client.HTTPSConnection('127.0.0.1', a.port, context=ctx, timeout=10)
+        conn.request('GET', path)
+        r = conn.getresponse()
+        assert r.status == 200
+        body = json.loads(r.read())
+        conn.close()
+        return body
+
+    e = get('/env')
+    assert e['wsgi.url_scheme'] == 'https' and e['REQUEST_SCHEME'] == 'https'
+    assert e['SERVER_PORT'] == str(a.port)
+    assert 'HTTPS' not in e and not any(k.startswith('SSL_') for k in e)
+    e = get('/env/vars')
+    assert e['SSL_PROTOCOL'].startswith('TLSv1') and 'HTTPS' not in e
+    assert e['wsgi.url_scheme'] == 'https'
+    a.stop()
