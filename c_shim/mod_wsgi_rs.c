@@ -33,6 +33,38 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIPythonHome", RSRC_CONF, "Python home (a prefix or a virtual environment)."),
     WSGI_DIRECTIVE("WSGIPythonPath", RSRC_CONF, "Directories added to sys.path, separated by ':'."),
     WSGI_DIRECTIVE("WSGIPythonOptimize", RSRC_CONF, "Python optimisation level: 0, 1 or 2."),
+
+    /* mod_wsgi directives not implemented yet: known, so that Apache stops with
+     * a clear reason instead of "Invalid command". */
+    WSGI_DIRECTIVE("WSGIDaemonProcess", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIProcessGroup", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGISocketPrefix", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGISocketRotation", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIAcceptMutex", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIImportScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIRestrictEmbedded", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIRestrictProcess", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGILazyInitialization", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIAccessScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIAuthUserScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIAuthGroupScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIAuthGroupAuthoritative", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIHandlerScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIPythonEggs", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIPythonWarnings", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIPythonHashSeed", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIDontWriteBytecode", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIRestrictStdin", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIRestrictStdout", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIRestrictSignal", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIVerboseDebugging", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIDestroyInterpreter", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIErrorOverride", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIMapHEADToGET", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIEnableSendfile", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGITrustedProxyHeaders", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGITrustedProxies", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGICaseSensitivity", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     { NULL }
 };
 

@@ -21,6 +21,10 @@ BAD = [
     ('WSGIChunkedRequest', 'WSGIChunkedRequest takes one argument'),
     ('WSGIPythonHome /no/such/python/home', "Unable to stat Python home '/no/such/python/home'"),
     ('<VirtualHost *:80>\nWSGIPythonPath /tmp\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
+    ('WSGIDaemonProcess site processes=2', 'WSGIDaemonProcess is not supported by this version of mod_wsgi_rs: '
+                                           'daemon mode is not implemented yet'),
+    ('<Location /x>\nWSGIProcessGroup site\n</Location>', 'WSGIProcessGroup is not supported'),
+    ('WSGIAuthUserScript /x.wsgi', 'authentication/authorization scripts are not implemented yet'),
 ]
 
 

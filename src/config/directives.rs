@@ -100,7 +100,7 @@ pub unsafe fn apply(
                 v => return Err(format!("WSGIPythonOptimize must be 0, 1 or 2, not '{v}'.")),
             };
         }
-        other => return Err(format!("mod_wsgi_rs: unknown directive {other}.")),
+        other => return Err(not_yet(other)),
     }
     Ok(())
 }
@@ -223,4 +223,18 @@ mod tests {
         assert!(callable_object("my.app").is_err());
         assert!(callable_object("2app").is_err());
     }
+}
+
+/// Why a mod_wsgi directive that this version does not implement stops Apache.
+fn not_yet(name: &str) -> String {
+    let what = match name {
+        "WSGIDaemonProcess" | "WSGIProcessGroup" | "WSGISocketPrefix" | "WSGISocketRotation"
+        | "WSGIAcceptMutex" | "WSGIRestrictEmbedded" | "WSGIRestrictProcess" => {
+            "daemon mode is not implemented yet; without it, applications run embedded in Apache's children"
+        }
+        "WSGIAccessScript" | "WSGIAuthUserScript" | "WSGIAuthGroupScript"
+        | "WSGIAuthGroupAuthoritative" => "authentication/authorization scripts are not implemented yet",
+        _ => "this directive is not implemented yet",
+    };
+    format!("{name} is not supported by this version of mod_wsgi_rs: {what}.")
 }
