@@ -83,6 +83,7 @@ pub unsafe extern "C" fn wsgi_rs_merge_server_config(
                 &*(add as *const ServerConfig),
             )
         };
+        // SAFETY: p is the live configuration pool Apache passed in.
         unsafe { pool_box(p, merged) }
     })
 }
@@ -108,6 +109,7 @@ pub unsafe extern "C" fn wsgi_rs_merge_dir_config(
         // SAFETY: both are records from wsgi_rs_create_dir_config.
         let merged =
             unsafe { DirConfig::merge(&*(base as *const DirConfig), &*(add as *const DirConfig)) };
+        // SAFETY: p is the live configuration pool Apache passed in.
         unsafe { pool_box(p, merged) }
     })
 }

@@ -12,6 +12,7 @@ unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> 
     loop {
         // SAFETY: ap_getword_conf advances `line` through a NUL-terminated string.
         let w = unsafe { sys::ap_getword_conf(pool, &mut line) };
+        // SAFETY: w is NULL or a NUL-terminated pool string.
         match unsafe { apache::cbytes(w) } {
             Some(b) if !b.is_empty() => out.push(String::from_utf8_lossy(b).into_owned()),
             _ => break,
@@ -41,14 +42,17 @@ pub unsafe fn apply(
         let name = apache::cstring_lossy((*(*cmd).cmd).name).unwrap_or_default();
         (name, (*cmd).pool, (*cmd).server)
     };
+    // SAFETY: temp_pool is live during configuration; args is NUL-terminated.
     let w = unsafe { words((*cmd).temp_pool, args) };
     // SAFETY: mconfig is our DirConfig (create_dir_config); the server record
     // holds our ServerConfig (create_server_config).
     let dir = unsafe { &mut *(mconfig as *mut DirConfig) };
+    // SAFETY: create_server_config put a ServerConfig in this server's slot.
     let srv = unsafe { &mut *(sys::wsgi_rs_server_config(server) as *mut ServerConfig) };
     let global_only = || -> Result<(), String> {
         // SAFETY: cmd is live; the returned message (if any) is a static or pool string.
         let e = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
+        // SAFETY: e is NULL or a NUL-terminated static/pool string.
         match unsafe { apache::cstring_lossy(e) } {
             Some(msg) => Err(msg),
             None => Ok(()),
@@ -57,12 +61,14 @@ pub unsafe fn apply(
 
     match name.as_str() {
         "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
+            // SAFETY: pool and server are the live configuration pool and server.
             let alias = unsafe { script_alias(&name, &w, pool, server) }?;
             srv.aliases.push(alias);
         }
         "WSGICallableObject" => dir.callable_object = Some(callable_object(one(&name, &w)?)?),
         "WSGIApplicationGroup" => {
             let spec = GroupSpec::parse(one(&name, &w)?)?;
+            // SAFETY: cmd is live during configuration.
             unsafe { warn_group(cmd, &spec) };
             dir.application_group = Some(spec);
         }

@@ -132,6 +132,7 @@ impl Interp {
             // SAFETY: `ts` belongs to this thread and interpreter and is not
             // current anywhere; after RestoreThread we hold the GIL and may call
             // the C API. `dynf` outlives the call that uses its address.
+            // SAFETY: see above: our own thread state, not current elsewhere.
             unsafe {
                 ffi::PyEval_RestoreThread(ts);
                 let arg = ffi::PyLong_FromVoidPtr(

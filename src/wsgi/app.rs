@@ -54,6 +54,7 @@ pub unsafe fn serve(
     // SAFETY: r is live until we return; `finish` below detaches the context.
     let ctx = unsafe { RequestCtx::new(r, &info.script) };
     logging::set_request(r);
+    // SAFETY: r is live for the whole handler call.
     let status = match unsafe { run(py, objs, &ctx, r, info, mtime) } {
         Ok(()) => sys::OK,
         Err(e) => e,

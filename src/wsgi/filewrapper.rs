@@ -21,6 +21,7 @@ fn file_range(filelike: &Bound<'_, PyAny>) -> Option<(i32, i64, u64)> {
     // SAFETY: fstat on a descriptor the application says it owns; a zeroed
     // stat buffer is valid for fstat to fill.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat only writes into `st`; a bad fd just fails.
     if unsafe { libc::fstat(fd, &mut st) } != 0
         || (st.st_mode & libc::S_IFMT) != libc::S_IFREG
         || pos < 0
@@ -73,6 +74,7 @@ pub fn try_send(
     // SAFETY: the file stays open until r->pool's cleanup runs.
     Some(py.detach(move || {
         let file = file;
+        // SAFETY: the file stays open until r->pool's cleanup runs.
         unsafe { lock(&ctx.output).send_file(file.0, offset, len) }
     }))
 }

@@ -36,6 +36,7 @@ pub unsafe fn translate(r: *mut sys::request_rec) -> i32 {
     if srv.aliases.is_empty() {
         return sys::DECLINED;
     }
+    // SAFETY: r->uri is NUL-terminated or NULL.
     let Some(uri) = (unsafe { apache::cbytes((*r).uri) }) else {
         return sys::DECLINED;
     };

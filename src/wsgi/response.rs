@@ -169,6 +169,7 @@ impl Output {
         // SAFETY: r is live; the caller keeps `file` open for the request's life.
         let bb = self.bb.get_or_insert_with(|| unsafe { Brigade::new(r) });
         if len > 0 {
+            // SAFETY: the file is open for the request's life (caller's contract).
             unsafe { bb.file(file, offset, len as i64) };
         }
         self.sent += len;
@@ -238,7 +239,10 @@ pub fn send_detached(
         let slices: Vec<&[u8]> = ptrs
             .iter()
             .zip(&lens)
-            .map(|(p, &n)| unsafe { std::slice::from_raw_parts(p.0 as *const u8, n) })
+            .map(|(p, &n)| {
+                // SAFETY: pointer/length pairs of live, immutable bytes objects.
+                unsafe { std::slice::from_raw_parts(p.0 as *const u8, n) }
+            })
             .collect();
         lock(&ctx.output).send(&slices, flush, eos)
     })
