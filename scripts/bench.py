@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+"""Benchmark (not a test): the same apps under Apache + Debian's mod_wsgi,
+under mod_wsgi_rs, and as static files (the ceiling), in one run, with wrk.
+
+    /usr/bin/python3 scripts/bench.py [--mpm event|worker|prefork] [--repeat 3]
+        [--duration 10] [--connections 32] [--module target/release/libmod_wsgi_rs.so]
+    /usr/bin/python3 scripts/bench.py --config-only DIR   # write configs, print start commands
+
+Runs are interleaved (mod_wsgi, mod_wsgi_rs, static, mod_wsgi, ...) and the
+median of --repeat runs is reported, because shared machines are noisy:
+quote the ratios, not the absolute numbers.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APPS = os.path.join(ROOT, 'scripts', 'bench_apps')
+MOD_WSGI = '/usr/lib/apache2/modules/mod_wsgi.so'
+
+
+def apxs(var):
+    return subprocess.run(['apxs', '-q', var], check=True, capture_output=True, text=True).stdout.strip()
+
+
+HTTPD = os.path.join(apxs('SBINDIR'), apxs('TARGET'))
+MODULES = apxs('LIBEXECDIR')
+MPM = {
+    'event': 'StartServers 1\nServerLimit 1\nThreadsPerChild 32\nThreadLimit 32\nMaxRequestWorkers 32\n'
+             'MinSpareThreads 1\nMaxSpareThreads 32\n',
+    'worker': 'StartServers 1\nServerLimit 1\nThreadsPerChild 32\nThreadLimit 32\nMaxRequestWorkers 32\n'
+              'MinSpareThreads 1\nMaxSpareThreads 32\n',
+    'prefork': 'StartServers 8\nMinSpareServers 8\nMaxSpareServers 8\nServerLimit 8\nMaxRequestWorkers 8\n',
+}
+TESTS = [('hello', 12), ('64k', 65536)]
+SERVERS = ['mod_wsgi', 'mod_wsgi_rs', 'static']
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, kind, mpm, module, base):
+        self.kind = kind
+        self.dir = os.path.join(base, kind)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        apps = os.path.join(self.dir, 'apps')
+        shutil.copytree(APPS, apps)
+        with open(os.path.join(apps, 'hello'), 'wb') as f:
+            f.write(b'Hello World!')
+        with open(os.path.join(apps, '64k'), 'wb') as f:
+            f.write(b'x' * 65536)
+        self.port = free_port()
+        self.pidfile = os.path.join(self.dir, 'httpd.pid')
+        self.conf = os.path.join(self.dir, 'httpd.conf')
+        if kind == 'mod_wsgi':
+            load = 'LoadModule wsgi_module %s\n' % MOD_WSGI
+        elif kind == 'mod_wsgi_rs':
+            load = 'LoadModule wsgi_rs_module %s\n' % module
+        else:
+            load = ''
+        if kind == 'static':
+            site = 'Alias /hello %s/hello\nAlias /64k %s/64k\n' % (apps, apps)
+        else:
+            site = ('WSGIApplicationGroup %%{GLOBAL}\nWSGIScriptAlias /hello %s/hello.wsgi\n'
+                    'WSGIScriptAlias /64k %s/big.wsgi\n' % (apps, apps))
+        user = 'User www-data\nGroup www-data\n' if os.geteuid() == 0 else ''
+        with open(self.conf, 'w') as f:
+            f.write(f"""ServerRoot {self.dir}
+LoadModule mpm_{mpm}_module {MODULES}/mod_mpm_{mpm}.so
+LoadModule authz_core_module {MODULES}/mod_authz_core.so
+LoadModule mime_module {MODULES}/mod_mime.so
+LoadModule alias_module {MODULES}/mod_alias.so
+{load}{user}ServerName 127.0.0.1
+Listen 127.0.0.1:{self.port}
+PidFile {self.pidfile}
+DefaultRuntimeDir {self.dir}
+ErrorLog {self.dir}/error.log
+LogLevel warn
+TypesConfig /etc/mime.types
+DocumentRoot {apps}
+KeepAlive On
+MaxKeepAliveRequests 0
+{MPM[mpm]}
+<Directory {apps}>
+    Require all granted
+</Directory>
+{site}""")
+
+    def command(self):
+        return [HTTPD, '-f', self.conf]
+
+    def start(self):
+        subprocess.run(self.command() + ['-k', 'start'], check=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError('%s did not start' % self.kind)
+
+    def pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def rss_kib(self):
+        """Sum of VmRSS of the parent's children (the processes that serve)."""
+        out = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(self.pid())], capture_output=True, text=True).stdout
+        total = 0
+        for child in out.split():
+            with open('/proc/%s/status' % child) as f:
+                total += int(re.search(r'VmRSS:\s+(\d+)', f.read()).group(1))
+        return total
+
+    def stop(self):
+        pid = self.pid()
+        if not pid:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    def check(self):
+        for path, size in TESTS:
+            with urllib.request.urlopen('http://127.0.0.1:%d/%s' % (self.port, path)) as r:
+                body = r.read()
+                assert r.status == 200 and len(body) == size, (self.kind, path, r.status, len(body))
+
+
+def wrk(port, path, duration, connections, threads):
+    out = subprocess.run(['wrk', '-t%d' % threads, '-c%d' % connections, '-d%ds' % duration,
+                          'http://127.0.0.1:%d/%s' % (port, path)], capture_output=True, text=True, check=True).stdout
+    if 'Non-2xx' in out:
+        raise RuntimeError('wrk saw error responses:\n' + out)
+    errors = re.search(r'Socket errors: .*', out)
+    if errors:
+        print('  port %d /%s: %s' % (port, path, errors.group(0)), file=sys.stderr)
+    return float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--mpm', default='event', choices=sorted(MPM))
+    p.add_argument('--repeat', type=int, default=1)
+    p.add_argument('--duration', type=int, default=10)
+    p.add_argument('--connections', type=int, default=32)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--module', default=os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so'))
+    p.add_argument('--config-only', metavar='DIR')
+    args = p.parse_args()
+    if not os.path.exists(MOD_WSGI):
+        sys.exit('needs Debian\'s mod_wsgi: apt-get install libapache2-mod-wsgi-py3')
+    if args.config_only:
+        os.makedirs(args.config_only, exist_ok=True)
+        os.chmod(args.config_only, 0o755)
+        for kind in SERVERS:
+            s = Server(kind, args.mpm, os.path.abspath(args.module), args.config_only)
+            print('%-12s %s   (port %d; add -X for one process)' % (kind, ' '.join(s.command()), s.port))
+        return
+    base = tempfile.mkdtemp(prefix='wsgi-rs-bench-')
+    os.chmod(base, 0o755)
+    servers = [Server(k, args.mpm, os.path.abspath(args.module), base) for k in SERVERS]
+    results = {(k, t): [] for k in SERVERS for t, _ in TESTS}
+    rss = {k: [] for k in SERVERS}
+    try:
+        for rnd in range(args.repeat):
+            for s in servers:
+                s.start()
+                try:
+                    s.check()
+                    for path, _ in TESTS:
+                        wrk(s.port, path, 2, args.connections, args.threads)  # warm-up
+                        rps = wrk(s.port, path, args.duration, args.connections, args.threads)
+                        results[(s.kind, path)].append(rps)
+                        print('round %d %-12s %-6s %9.0f req/s' % (rnd + 1, s.kind, path, rps), file=sys.stderr)
+                    rss[s.kind].append(s.rss_kib())
+                finally:
+                    s.stop()
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print('\nmpm_%s, wrk -t%d -c%d -d%ds, median of %d interleaved runs'
+          % (args.mpm, args.threads, args.connections, args.duration, args.repeat))
+    print('%-8s %12s %12s %12s %16s %16s' % ('app', 'mod_wsgi', 'mod_wsgi_rs', 'static', 'rs / mod_wsgi',
+                                             'static / mod_wsgi'))
+    for path, _ in TESTS:
+        a, b, c = (med[(k, path)] for k in SERVERS)
+        print('%-8s %12.0f %12.0f %12.0f %15.2fx %15.2fx' % (path, a, b, c, b / a, c / a))
+    r = {k: statistics.median(v) for k, v in rss.items()}
+    print('%-8s %9.1f MiB %8.1f MiB %8.1f MiB %15.2fx' % ('RSS', r['mod_wsgi'] / 1024, r['mod_wsgi_rs'] / 1024,
+                                                         r['static'] / 1024, r['mod_wsgi_rs'] / r['mod_wsgi']))
+
+
+if __name__ == '__main__':
+    main()
