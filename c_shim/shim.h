@@ -13,6 +13,7 @@
 #include "ap_mpm.h"
 #include "ap_regex.h"
 #include "apr_buckets.h"
+#include "apr_md5.h"
 #include "apr_portable.h"
 #include "apr_strings.h"
 #include "apr_tables.h"

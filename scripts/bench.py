@@ -3,7 +3,7 @@
 under mod_wsgi_rs, and as static files (the ceiling), in one run, with wrk.
 
     /usr/bin/python3 scripts/bench.py [--mpm event|worker|prefork] [--repeat 3]
-        [--duration 10] [--connections 32] [--module target/release/libmod_wsgi_rs.so]
+        [--duration 10] [--connections 32] [--workers N] [--module target/release/libmod_wsgi_rs.so]
     /usr/bin/python3 scripts/bench.py --config-only DIR   # write configs, print start commands
 
 Runs are interleaved (mod_wsgi, mod_wsgi_rs, static, mod_wsgi, ...) and the
@@ -34,12 +34,12 @@ def apxs(var):
 
 HTTPD = os.path.join(apxs('SBINDIR'), apxs('TARGET'))
 MODULES = apxs('LIBEXECDIR')
-MPM = {
-    'event': 'StartServers 1\nServerLimit 1\nThreadsPerChild 32\nThreadLimit 32\nMaxRequestWorkers 32\n'
-             'MinSpareThreads 1\nMaxSpareThreads 32\n',
-    'worker': 'StartServers 1\nServerLimit 1\nThreadsPerChild 32\nThreadLimit 32\nMaxRequestWorkers 32\n'
-              'MinSpareThreads 1\nMaxSpareThreads 32\n',
-    'prefork': 'StartServers 8\nMinSpareServers 8\nMaxSpareServers 8\nServerLimit 8\nMaxRequestWorkers 8\n',
+THREADED = ('StartServers 1\nServerLimit 1\nThreadsPerChild {n}\nThreadLimit {n}\nMaxRequestWorkers {n}\n'
+            'MinSpareThreads 1\nMaxSpareThreads {n}\n')
+MPM = {  # {n}: --workers, the same for every server
+    'event': THREADED,
+    'worker': THREADED,
+    'prefork': 'StartServers {n}\nMinSpareServers {n}\nMaxSpareServers {n}\nServerLimit {n}\nMaxRequestWorkers {n}\n',
 }
 TESTS = [('hello', 12), ('64k', 65536)]
 SERVERS = ['mod_wsgi', 'mod_wsgi_rs', 'static']
@@ -52,7 +52,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, kind, mpm, module, base):
+    def __init__(self, kind, mpm, workers, module, base):
         self.kind = kind
         self.dir = os.path.join(base, kind)
         os.makedirs(self.dir)
@@ -94,7 +94,7 @@ TypesConfig /etc/mime.types
 DocumentRoot {apps}
 KeepAlive On
 MaxKeepAliveRequests 0
-{MPM[mpm]}
+{MPM[mpm].format(n=workers)}
 <Directory {apps}>
     Require all granted
 </Directory>
@@ -168,22 +168,25 @@ def main():
     p.add_argument('--repeat', type=int, default=1)
     p.add_argument('--duration', type=int, default=10)
     p.add_argument('--connections', type=int, default=32)
-    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--threads', type=int, default=2, help='wrk threads')
+    p.add_argument('--workers', type=int, help='threads per child (event/worker, default 32) '
+                   'or processes (prefork, default 8)')
     p.add_argument('--module', default=os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so'))
     p.add_argument('--config-only', metavar='DIR')
     args = p.parse_args()
+    args.workers = args.workers or (8 if args.mpm == 'prefork' else 32)
     if not os.path.exists(MOD_WSGI):
         sys.exit('needs Debian\'s mod_wsgi: apt-get install libapache2-mod-wsgi-py3')
     if args.config_only:
         os.makedirs(args.config_only, exist_ok=True)
         os.chmod(args.config_only, 0o755)
         for kind in SERVERS:
-            s = Server(kind, args.mpm, os.path.abspath(args.module), args.config_only)
+            s = Server(kind, args.mpm, args.workers, os.path.abspath(args.module), args.config_only)
             print('%-12s %s   (port %d; add -X for one process)' % (kind, ' '.join(s.command()), s.port))
         return
     base = tempfile.mkdtemp(prefix='wsgi-rs-bench-')
     os.chmod(base, 0o755)
-    servers = [Server(k, args.mpm, os.path.abspath(args.module), base) for k in SERVERS]
+    servers = [Server(k, args.mpm, args.workers, os.path.abspath(args.module), base) for k in SERVERS]
     results = {(k, t): [] for k in SERVERS for t, _ in TESTS}
     rss = {k: [] for k in SERVERS}
     try:
@@ -206,8 +209,8 @@ def main():
         shutil.rmtree(base, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in results.items()}
-    print('\nmpm_%s, wrk -t%d -c%d -d%ds, median of %d interleaved runs'
-          % (args.mpm, args.threads, args.connections, args.duration, args.repeat))
+    print('\nmpm_%s (%d workers), wrk -t%d -c%d -d%ds, median of %d interleaved runs'
+          % (args.mpm, args.workers, args.threads, args.connections, args.duration, args.repeat))
     print('%-8s %12s %12s %12s %16s %16s' % ('app', 'mod_wsgi', 'mod_wsgi_rs', 'static', 'rs / mod_wsgi',
                                              'static / mod_wsgi'))
     for path, _ in TESTS:

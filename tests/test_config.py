@@ -145,3 +145,16 @@ def test_script_is_preloaded_when_both_groups_are_named(start_apache):
     assert srv.get('/pre').body == b'preloaded'
     assert srv.error_log().count('preload.wsgi imported') == 1
     srv.stop()
+
+
+def test_script_module_name_is_mod_wsgis(start_apache):
+    """`_mod_wsgi_<md5(path)>` like mod_wsgi (pickles and loggers see it), computed
+    without importing hashlib, which would map OpenSSL into every child."""
+    import hashlib
+    a = start_apache('WSGIScriptAlias /m @APPS@/modname.wsgi\n', name='modname', mpm='prefork')
+    got = json.loads(a.get('/m').body)
+    path = os.path.join(a.apps, 'modname.wsgi')
+    assert got['file'] == path
+    assert got['name'] == '_mod_wsgi_' + hashlib.md5(path.encode()).hexdigest()
+    assert not got['hashlib_loaded']
+    a.stop()

@@ -141,12 +141,9 @@ class Log(io.TextIOBase):
 _load_lock = threading.RLock()
 
 
-def load_script(path, mtime, reload):
-    """Returns the module for a WSGI script file, executing it on first use
-    and again when its modification time changed (if ``reload``)."""
-    import hashlib
-    digest = hashlib.md5(path.encode('utf-8', 'surrogateescape'), usedforsecurity=False)
-    name = '_mod_wsgi_' + digest.hexdigest()
+def load_script(name, path, mtime, reload):
+    """Returns the module ``name`` for a WSGI script file, executing it on first
+    use and again when its modification time changed (if ``reload``)."""
     with _load_lock:
         module = sys.modules.get(name)
         if module is not None and (not reload or getattr(module, '__mtime__', None) == mtime):
