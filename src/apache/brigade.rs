@@ -41,6 +41,19 @@ impl Brigade {
         }
     }
 
+    /// Appends a copy of `data` (a heap bucket): for output that is passed
+    /// after the caller's buffers are gone (see `Output::stage_final`).
+    pub fn copy(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // SAFETY: bb and alloc are live; with no free function APR copies `data`.
+        unsafe {
+            let b = sys::apr_bucket_heap_create(data.as_ptr().cast(), data.len(), None, self.alloc);
+            sys::wsgi_rs_brigade_insert_tail(self.bb, b);
+        }
+    }
+
     pub fn flush(&mut self) {
         // SAFETY: bb and alloc are live.
         unsafe {
@@ -62,6 +75,12 @@ impl Brigade {
         unsafe {
             sys::apr_brigade_insert_file(self.bb, file, offset, len, (*self.r).pool);
         }
+    }
+
+    /// Drops every bucket without sending it.
+    pub fn discard(&mut self) {
+        // SAFETY: bb is live; cleanup destroys its buckets.
+        unsafe { sys::apr_brigade_cleanup(self.bb.cast()) };
     }
 
     /// Sends the brigade down the output filters and empties it. Blocking:

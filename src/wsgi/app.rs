@@ -5,7 +5,7 @@ use super::filewrapper;
 use super::request::{lock, RequestCtx};
 use super::response::{send_detached, SendError};
 use super::script;
-use crate::apache::{log, sys};
+use crate::apache::{brigade::Brigade, log, sys};
 use crate::python::interp::Interp;
 use crate::python::logging;
 use crate::python::objects::InterpObjects;
@@ -39,7 +39,36 @@ impl From<SendError> for Failure {
     }
 }
 
-/// Serves `r` with the application in `info.script`; returns the handler status.
+/// Lists and tuples up to this size are copied into the brigade and passed
+/// after the GIL is released (one GIL acquisition per request); larger ones
+/// are passed without copying, with the GIL released meanwhile.
+const STAGE_MAX: usize = 256 * 1024;
+
+/// What Python left to do for a request: the handler status and, maybe, the
+/// end of the response, to pass once the GIL is released.
+pub struct Served {
+    status: i32,
+    staged: Option<Brigade>,
+}
+
+impl Served {
+    /// Passes the staged end of the response (call without the GIL); returns
+    /// the handler status.
+    ///
+    /// # Safety
+    /// `r` must be the live request that was served.
+    pub unsafe fn complete(self, r: *mut sys::request_rec, script: &str) -> i32 {
+        if let Some(mut bb) = self.staged {
+            if !bb.pass() {
+                // SAFETY: r is live (caller's contract).
+                unsafe { log_client_gone(r, script) };
+            }
+        }
+        self.status
+    }
+}
+
+/// Serves `r` with the application in `info.script`.
 ///
 /// # Safety
 /// `r` must be the live request being handled on this thread.
@@ -49,7 +78,7 @@ pub unsafe fn serve(
     r: *mut sys::request_rec,
     info: &RequestInfo,
     mtime: i64,
-) -> i32 {
+) -> Served {
     let objs = interp.objects();
     // SAFETY: r is live until we return; `finish` below detaches the context.
     let ctx = unsafe { RequestCtx::new(r, &info.script) };
@@ -59,9 +88,10 @@ pub unsafe fn serve(
         Ok(()) => sys::OK,
         Err(e) => e,
     };
+    let staged = lock(&ctx.output).take_staged();
     ctx.finish();
     logging::set_request(std::ptr::null());
-    status
+    Served { status, staged }
 }
 
 unsafe fn run(
@@ -149,7 +179,7 @@ unsafe fn run(
     let outcome = body.and_then(|finished| {
         closed?;
         if !finished {
-            send_detached(py, ctx, &[], false, true)?;
+            lock(&ctx.output).stage_final(&[])?;
         }
         Ok(())
     });
@@ -168,16 +198,7 @@ fn fail(ctx: &Arc<RequestCtx>, f: Failure, log_error: &dyn Fn(&PyErr, Option<&st
             let r = out.request();
             if !r.is_null() {
                 // SAFETY: r is live until the handler returns.
-                unsafe {
-                    log::rerror(
-                        r,
-                        log::INFO,
-                        &format!(
-                            "Client closed the connection while WSGI script '{}' was responding.",
-                            out.script
-                        ),
-                    )
-                };
+                unsafe { log_client_gone(r, &out.script) };
             }
             sys::OK
         }
@@ -193,6 +214,19 @@ fn fail(ctx: &Arc<RequestCtx>, f: Failure, log_error: &dyn Fn(&PyErr, Option<&st
             }
         }
     }
+}
+
+/// # Safety
+/// `r` must be a live request.
+unsafe fn log_client_gone(r: *mut sys::request_rec, script: &str) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        log::rerror(
+            r,
+            log::INFO,
+            &format!("Client closed the connection while WSGI script '{script}' was responding."),
+        )
+    };
 }
 
 fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
@@ -226,8 +260,12 @@ fn send_body(
             })
             .collect::<PyResult<_>>()?;
         let chunks: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
-        // close() of a list is a no-op, so sending EOS before it is safe.
-        send_detached(py, ctx, &chunks, false, true)?;
+        // close() of a list is a no-op, so ending the response before it is safe.
+        if chunks.iter().map(|c| c.len()).sum::<usize>() <= STAGE_MAX {
+            lock(&ctx.output).stage_final(&chunks)?;
+        } else {
+            send_detached(py, ctx, &chunks, false, true)?;
+        }
         return Ok(true);
     }
     if result.get_type().is(objs.file_wrapper.bind(py)) {

@@ -214,7 +214,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
         };
         let mtime = (*r).finfo.mtime;
         match interp.run(|py| app::serve(py, interp, r, &info, mtime)) {
-            Some(status) => status,
+            // The GIL is released here: pass what the application left staged.
+            Some(served) => served.complete(r, &info.script),
             None => sys::HTTP_INTERNAL_SERVER_ERROR,
         }
     }

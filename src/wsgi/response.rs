@@ -38,6 +38,8 @@ pub struct Output {
     pub headers_sent: bool,
     pub write_used: bool,
     pub sent: u64,
+    /// The brigade holds the staged end of the response (see `stage_final`).
+    staged: bool,
 }
 
 impl Output {
@@ -54,6 +56,7 @@ impl Output {
             headers_sent: false,
             write_used: false,
             sent: 0,
+            staged: false,
         }
     }
 
@@ -64,14 +67,6 @@ impl Output {
 
     pub fn request(&self) -> *mut sys::request_rec {
         self.r
-    }
-
-    /// Bytes of `data` that fit in the declared Content-Length.
-    fn allowed<'d>(&self, data: &'d [u8]) -> &'d [u8] {
-        match self.content_length {
-            Some(cl) => &data[..(cl.saturating_sub(self.sent).min(data.len() as u64)) as usize],
-            None => data,
-        }
     }
 
     /// Puts the status and headers on the request record.
@@ -106,43 +101,80 @@ impl Output {
         if self.r.is_null() {
             return Err(SendError::Finished);
         }
-        if !eos && chunks.iter().all(|c| self.allowed(c).is_empty()) {
+        if !eos
+            && chunks
+                .iter()
+                .all(|c| fit(self.content_length, self.sent, c).is_empty())
+        {
             return if self.status.is_some() {
                 Ok(())
             } else {
                 Err(SendError::NotStarted)
             };
         }
+        self.fill(chunks, false, flush, eos)?;
+        let bb = self.bb.as_mut().expect("created by fill");
+        if bb.pass() {
+            Ok(())
+        } else {
+            Err(SendError::ClientGone)
+        }
+    }
+
+    /// Puts the end of the response (`chunks`, copied, then EOS) in the
+    /// brigade without passing it: [`Output::take_staged`] hands it to the
+    /// handler, which passes it once the GIL is released for good. A small
+    /// response then costs one GIL acquisition instead of two, which is what
+    /// limits throughput when many threads share the GIL.
+    pub fn stage_final(&mut self, chunks: &[&[u8]]) -> Result<(), SendError> {
+        if self.r.is_null() {
+            return Err(SendError::Finished);
+        }
+        self.fill(chunks, true, false, true)?;
+        self.staged = true;
+        Ok(())
+    }
+
+    /// The brigade left by [`Output::stage_final`], if any.
+    pub fn take_staged(&mut self) -> Option<Brigade> {
+        if std::mem::take(&mut self.staged) {
+            self.bb.take()
+        } else {
+            None
+        }
+    }
+
+    /// Applies the headers (first time) and appends `chunks`, cut to the
+    /// declared Content-Length, plus a FLUSH or EOS.
+    fn fill(
+        &mut self,
+        chunks: &[&[u8]],
+        copy: bool,
+        flush: bool,
+        eos: bool,
+    ) -> Result<(), SendError> {
         if !self.headers_sent {
             self.apply_headers()?;
         }
         let r = self.r;
         // SAFETY: r is live; the brigade is created in r->pool on first use.
         let bb = self.bb.get_or_insert_with(|| unsafe { Brigade::new(r) });
-        let mut sent = self.sent;
         for c in chunks {
-            let c = match self.content_length {
-                Some(cl) => &c[..(cl.saturating_sub(sent).min(c.len() as u64)) as usize],
-                None => c,
-            };
-            bb.transient(c);
-            sent += c.len() as u64;
+            let c = fit(self.content_length, self.sent, c);
+            if copy {
+                bb.copy(c);
+            } else {
+                bb.transient(c);
+            }
+            self.sent += c.len() as u64;
         }
-        self.sent = sent;
         if eos {
             bb.eos();
+            self.check_length();
         } else if flush {
             bb.flush();
         }
-        if eos {
-            self.check_length();
-        }
-        let bb = self.bb.as_mut().expect("created above");
-        if bb.pass() {
-            Ok(())
-        } else {
-            Err(SendError::ClientGone)
-        }
+        Ok(())
     }
 
     /// Sends a file range (file bucket) and EOS. Blocking, GIL released.
@@ -208,6 +240,9 @@ impl Output {
     /// Cuts the connection: the client must see an incomplete response rather
     /// than a complete-looking one (no final chunk is sent).
     pub fn abort(&mut self) {
+        if let Some(mut bb) = self.take_staged() {
+            bb.discard();
+        }
         if !self.r.is_null() {
             // SAFETY: r and its connection are live.
             unsafe {
@@ -216,6 +251,15 @@ impl Output {
                 (*c).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE;
             }
         }
+    }
+}
+
+/// The part of `data` that fits in a declared Content-Length after `sent`
+/// bytes: output beyond it is dropped, as mod_wsgi does.
+fn fit(content_length: Option<u64>, sent: u64, data: &[u8]) -> &[u8] {
+    match content_length {
+        Some(cl) => &data[..cl.saturating_sub(sent).min(data.len() as u64) as usize],
+        None => data,
     }
 }
 
