@@ -8,6 +8,7 @@ WSGIScriptAlias /env @APPS@/env.wsgi
 WSGIScriptAlias /auth @APPS@/env.wsgi pass-authorization=On
 WSGIScriptAliasMatch ^/match/([^/]+) @APPS@/$1.wsgi
 WSGIScriptAlias /dir/ @APPS@/
+WSGIScriptAlias /modules @APPS@/modules.wsgi
 SetEnv MY_SETENV hello-from-setenv
 SetEnv HTTPS off
 SetEnvIf User-Agent "^special-agent" AGENT_FLAG=1
@@ -70,6 +71,31 @@ def test_wsgi_keys(apache):
     assert e['mod_wsgi.request_start'].isdigit()
     assert e['mod_wsgi.thread_id']['type'] == 'int'
     assert e['apache.version']['repr'].startswith('(2, 4,')
+
+
+def test_request_id_and_counters(apache):
+    """mod_wsgi.request_id is Apache's request log id (%L); the counters count."""
+    first, second = env(apache, '/env'), env(apache, '/env')
+    assert first['mod_wsgi.request_id'] and second['mod_wsgi.request_id']
+    assert first['mod_wsgi.request_id'] != second['mod_wsgi.request_id']
+    for key in ('mod_wsgi.total_requests', 'mod_wsgi.thread_requests'):
+        assert first[key]['type'] == 'int'
+    if apache.mpm != 'prefork':  # one child: both requests are counted by the same process
+        assert int(second['mod_wsgi.total_requests']['repr']) > int(first['mod_wsgi.total_requests']['repr'])
+
+
+def test_mod_wsgi_and_apache_modules(apache):
+    m = json.loads(apache.get('/modules').body)
+    threads = 8 if apache.mpm != 'prefork' else 1
+    processes = 1 if apache.mpm != 'prefork' else 4
+    assert m['mod_wsgi']['process_group'] == '' and m['mod_wsgi']['application_group'] == ''
+    a = m['apache']
+    assert a['mpm_name'] == apache.mpm
+    assert (a['threads_per_process'], a['maximum_processes']) == (threads, processes)
+    assert (m['mod_wsgi']['threads_per_process'], m['mod_wsgi']['maximum_processes']) == (threads, processes)
+    assert a['version'][:2] == [2, 4]
+    assert a['description'].startswith('Apache/2.4') and 'mod_wsgi_rs/' in a['description']
+    assert a['build_date']
 
 
 def test_every_cgi_value_is_a_native_str(apache):

@@ -27,15 +27,21 @@ pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) 
     let cfg = unsafe { &*(sys::wsgi_rs_server_config(s) as *const ServerConfig) };
     let threads = mpm_query(sys::AP_MPMQ_MAX_THREADS).max(1);
     let daemons = mpm_query(sys::AP_MPMQ_MAX_DAEMONS).max(1);
-    // SAFETY: ap_get_server_banner returns a static string.
-    let banner =
-        unsafe { crate::apache::cstring_lossy(sys::ap_get_server_banner()) }.unwrap_or_default();
-    let info = ProcessInfo {
-        multithread: threads != 1,
-        multiprocess: daemons != 1,
-        max_processes: daemons,
-        threads_per_process: threads,
-        server_software: banner,
+    // SAFETY: these return static strings (or NULL).
+    let text =
+        |p: *const std::ffi::c_char| unsafe { crate::apache::cstring_lossy(p) }.unwrap_or_default();
+    // SAFETY: plain getters of Apache's static server information.
+    let info = unsafe {
+        ProcessInfo {
+            multithread: threads != 1,
+            multiprocess: daemons != 1,
+            max_processes: daemons,
+            threads_per_process: threads,
+            server_software: text(sys::ap_get_server_banner()),
+            server_description: text(sys::ap_get_server_description()),
+            mpm_name: text(sys::ap_show_mpm()),
+            build_date: text(sys::ap_get_server_built()),
+        }
     };
     match runtime::initialize(&cfg.python, info) {
         Ok(interp) => {

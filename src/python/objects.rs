@@ -13,7 +13,13 @@ pub struct ProcessInfo {
     pub multiprocess: bool,
     pub max_processes: i32,
     pub threads_per_process: i32,
+    /// SERVER_SOFTWARE: Apache's banner (ServerTokens applies).
     pub server_software: String,
+    /// Apache's full description, the MPM's name and the build date, for the
+    /// `apache` module.
+    pub server_description: String,
+    pub mpm_name: String,
+    pub build_date: String,
 }
 
 macro_rules! keys {
@@ -67,6 +73,7 @@ keys! {
     connection_id = "mod_wsgi.connection_id",
     thread_id = "mod_wsgi.thread_id",
     thread_requests = "mod_wsgi.thread_requests",
+    total_requests = "mod_wsgi.total_requests",
     http = "http",
     https = "https",
     empty = "",
@@ -113,6 +120,32 @@ pub fn own_version() -> (u32, u32, u32) {
     )
 }
 
+/// (major, minor, patch) of the httpd headers the module was built with, as
+/// mod_wsgi reports it.
+fn apache_version(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+    use crate::apache::sys;
+    PyTuple::new(
+        py,
+        [
+            sys::AP_SERVER_MAJORVERSION_NUMBER,
+            sys::AP_SERVER_MINORVERSION_NUMBER,
+            sys::AP_SERVER_PATCHLEVEL_NUMBER,
+        ],
+    )
+}
+
+/// The `apache` module mod_wsgi provides next to `mod_wsgi`.
+fn apache_module<'py>(py: Python<'py>, info: &ProcessInfo) -> PyResult<Bound<'py, PyModule>> {
+    let m = PyModule::new(py, "apache")?;
+    m.setattr("version", apache_version(py)?)?;
+    m.setattr("description", &info.server_description)?;
+    m.setattr("mpm_name", &info.mpm_name)?;
+    m.setattr("build_date", &info.build_date)?;
+    m.setattr("maximum_processes", info.max_processes)?;
+    m.setattr("threads_per_process", info.threads_per_process)?;
+    Ok(m)
+}
+
 impl InterpObjects {
     /// Builds the helper module in the current interpreter and registers it as
     /// `mod_wsgi` and `mod_wsgi_rs` in `sys.modules`.
@@ -130,6 +163,7 @@ impl InterpObjects {
         module.setattr("mod_wsgi_rs_version", own_version())?;
         let sys_modules = py.import("sys")?.getattr("modules")?;
         sys_modules.set_item("mod_wsgi", &module)?;
+        sys_modules.set_item("apache", apache_module(py, info)?)?;
 
         let errors = module.getattr("Log")?.call1((0u8, "<wsgi.errors>"))?;
         let file_wrapper = module.getattr("FileWrapper")?;
@@ -149,17 +183,7 @@ impl InterpObjects {
         base.set_item("mod_wsgi.handler_script", "")?;
         base.set_item("mod_wsgi.enable_sendfile", "0")?;
         base.set_item("mod_wsgi.ignore_activity", "0")?;
-        base.set_item(
-            "apache.version",
-            PyTuple::new(
-                py,
-                [
-                    crate::apache::sys::AP_SERVER_MAJORVERSION_NUMBER,
-                    crate::apache::sys::AP_SERVER_MINORVERSION_NUMBER,
-                    crate::apache::sys::AP_SERVER_PATCHLEVEL_NUMBER,
-                ],
-            )?,
-        )?;
+        base.set_item("apache.version", apache_version(py)?)?;
 
         Ok(InterpObjects {
             input_type: module.getattr("Input")?.unbind(),

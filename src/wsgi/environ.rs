@@ -9,7 +9,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// What the handler decided about this request before entering Python.
 pub struct RequestInfo {
@@ -91,6 +91,8 @@ pub fn request_line_uri(line: &[u8]) -> &[u8] {
 
 const HEADER_KEY_CACHE_MAX: usize = 256;
 static NEXT_THREAD_ID: AtomicU32 = AtomicU32::new(1);
+/// Requests this process has started serving (mod_wsgi.total_requests).
+static TOTAL_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static THREAD_ID: u32 = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
@@ -293,6 +295,10 @@ pub unsafe fn build<'py>(
         env.set_item(k.script_start.bind(py), int_str(py, sys::apr_time_now())?)?;
         set(&k.mw_script_name, &info.script_name)?;
         set(&k.mw_path_info, &info.path_info)?;
+        // Apache's request log id (%L), generated now if nothing asked for it yet.
+        if (*r).log_id.is_null() {
+            sys::ap_run_generate_log_id(c, r, &mut (*r).log_id);
+        }
         if let Some(id) = apache::cbytes((*r).log_id) {
             set(&k.request_id, id)?;
         }
@@ -304,6 +310,8 @@ pub unsafe fn build<'py>(
             n
         });
         env.set_item(k.thread_requests.bind(py), n)?;
+        let total = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
+        env.set_item(k.total_requests.bind(py), total)?;
     }
     Ok(env)
 }
