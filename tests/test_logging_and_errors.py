@@ -37,7 +37,7 @@ def test_script_that_fails_to_import(apache):
 
 
 def test_script_without_the_callable(apache):
-    assert apache.get('/nocallable').status == 500
+    assert apache.get('/nocallable').status == 404  # as mod_wsgi answers
     assert apache.wait_for_log("Target WSGI script '%s/no_callable.wsgi' does not contain WSGI application "
                                "'application'." % apache.apps)
 

@@ -43,6 +43,18 @@ pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) 
             build_date: text(sys::ap_get_server_built()),
         }
     };
+    // SAFETY: s is live.
+    unsafe {
+        log::error(
+            s,
+            log::INFO,
+            &format!(
+                "mod_wsgi_rs (pid={}): Initializing Python {}.",
+                std::process::id(),
+                env!("WSGI_RS_PY_VERSION")
+            ),
+        )
+    };
     match runtime::initialize(&cfg.python, info) {
         Ok(interp) => {
             // SAFETY: pchild is live; the cleanup runs when the child exits.

@@ -148,6 +148,7 @@ def load_script(name, path, mtime, reload):
         module = sys.modules.get(name)
         if module is not None and (not reload or getattr(module, '__mtime__', None) == mtime):
             return module
+        _rs_log_info("%s Python script file '%s'." % ('Reloading' if module else 'Loading', path))
         with open(path, 'rb') as f:
             source = f.read()
         code = compile(source, path, 'exec', dont_inherit=True)

@@ -20,16 +20,26 @@ pub fn set_request(r: *const sys::request_rec) {
     REQUEST.with(|c| c.set(r));
 }
 
-fn emit(line: &str) {
+fn emit_at(level: i32, line: &str) {
     let r = REQUEST.with(|c| c.get());
     // SAFETY: REQUEST is only non-NULL while the handler for `r` runs on this thread.
     unsafe {
         if r.is_null() {
-            log::error(std::ptr::null(), log::ERR, line)
+            log::error(std::ptr::null(), level, line)
         } else {
-            log::rerror(r, log::ERR, line)
+            log::rerror(r, level, line)
         }
     }
+}
+
+fn emit(line: &str) {
+    emit_at(log::ERR, line)
+}
+
+/// A message of the module's own at info level (script loading, as mod_wsgi logs it).
+#[pyfunction]
+pub fn _rs_log_info(text: &Bound<'_, PyString>) {
+    emit_at(log::INFO, &text.to_string_lossy());
 }
 
 fn stream_index(stream: u8) -> usize {

@@ -155,6 +155,7 @@ impl InterpObjects {
         module.add_function(wrap_pyfunction!(input::_rs_input_readline, &module)?)?;
         module.add_function(wrap_pyfunction!(super::logging::_rs_log_write, &module)?)?;
         module.add_function(wrap_pyfunction!(super::logging::_rs_log_flush, &module)?)?;
+        module.add_function(wrap_pyfunction!(super::logging::_rs_log_info, &module)?)?;
         let start_response = wrap_pyfunction!(response::_rs_start_response, &module)?;
         module.add_function(wrap_pyfunction!(response::_rs_write, &module)?)?;
         module.setattr("application_group", group)?;

@@ -143,7 +143,8 @@ unsafe fn run(
                 ),
             )
         };
-        sys::HTTP_INTERNAL_SERVER_ERROR
+        // 404, as mod_wsgi answers (its WSGI0089).
+        sys::HTTP_NOT_FOUND
     })?;
 
     let setup = || -> PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>)> {
