@@ -36,6 +36,8 @@ def test_bad_directive_stops_apache_with_file_line_and_reason(line, message):
         assert rc != 0
         assert 'Syntax error on line' in a.start_output and a.conf_path in a.start_output, a.start_output
         assert message in a.start_output, a.start_output
+        directive = next(w for w in line.split() if w.startswith('WSGI'))
+        assert directive in a.start_output.split('httpd.conf:', 1)[1], a.start_output  # the reason names it
         assert a.pid() is None
     finally:
         a.stop()

@@ -28,7 +28,8 @@ fn one<'a>(name: &str, w: &'a [String]) -> Result<&'a str, String> {
     }
 }
 
-/// Entry point for every directive (dispatched on its name).
+/// Entry point for every directive (dispatched on its name). An error names
+/// the directive; Apache adds the file and line.
 ///
 /// # Safety
 /// Called by Apache with a live `cmd` and this module's per-directory record.
@@ -37,11 +38,26 @@ pub unsafe fn apply(
     mconfig: *mut c_void,
     args: *const c_char,
 ) -> Result<(), String> {
-    // SAFETY: cmd, cmd->cmd and cmd->server are live during configuration.
-    let (name, pool, server) = unsafe {
-        let name = apache::cstring_lossy((*(*cmd).cmd).name).unwrap_or_default();
-        (name, (*cmd).pool, (*cmd).server)
-    };
+    // SAFETY: cmd and cmd->cmd are live during configuration.
+    let name = unsafe { apache::cstring_lossy((*(*cmd).cmd).name) }.unwrap_or_default();
+    // SAFETY: forwarded contract.
+    unsafe { apply_named(&name, cmd, mconfig, args) }.map_err(|msg| {
+        if msg.starts_with(name.as_str()) {
+            msg
+        } else {
+            format!("{name}: {msg}")
+        }
+    })
+}
+
+unsafe fn apply_named(
+    name: &str,
+    cmd: *mut sys::cmd_parms,
+    mconfig: *mut c_void,
+    args: *const c_char,
+) -> Result<(), String> {
+    // SAFETY: cmd and cmd->server are live during configuration.
+    let (pool, server) = unsafe { ((*cmd).pool, (*cmd).server) };
     // SAFETY: temp_pool is live during configuration; args is NUL-terminated.
     let w = unsafe { words((*cmd).temp_pool, args) };
     // SAFETY: mconfig is our DirConfig (create_dir_config); the server record
@@ -59,7 +75,7 @@ pub unsafe fn apply(
         }
     };
 
-    match name.as_str() {
+    match name {
         "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
             // SAFETY: pool and server are the live configuration pool and server.
             let alias = unsafe { script_alias(&name, &w, pool, server) }?;
