@@ -22,6 +22,8 @@ def apxs(var):
     return subprocess.run(['apxs', '-q', var], check=True, capture_output=True, text=True).stdout.strip()
 
 
+# The Python the module was built against (PYO3_PYTHON), for tests that make venvs.
+PYTHON = os.environ.get('WSGI_RS_TEST_PYTHON', '/usr/bin/python3')
 HTTPD = os.environ.get('WSGI_RS_HTTPD') or os.path.join(apxs('SBINDIR'), apxs('TARGET'))
 MODULES_DIR = apxs('LIBEXECDIR')
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import Apache, MODULE
+from harness import Apache, MODULE, PYTHON
 
 BAD = [
     ('WSGIPythonOptimize 3', 'WSGIPythonOptimize must be 0, 1 or 2'),
@@ -80,7 +80,7 @@ def test_python_path_and_optimize(start_apache, public_tmp):
 
 def test_python_home_virtualenv(start_apache, public_tmp):
     venv = public_tmp / 'env'
-    subprocess.run(['/usr/bin/python3', '-m', 'venv', '--without-pip', str(venv)], check=True)
+    subprocess.run([PYTHON, '-m', 'venv', '--without-pip', str(venv)], check=True)
     site = subprocess.run([str(venv / 'bin' / 'python'), '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
                           capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(site, 'venv_only_mod.py'), 'w') as f:
