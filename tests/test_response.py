@@ -180,3 +180,20 @@ def test_client_disconnect_stops_generator_and_calls_close(apache):
     s.close()
     assert apache.wait_for_log('generator finally ran after', timeout=15)
     assert apache.get('/r/list').status == 200
+
+
+def test_objects_kept_past_their_request_fail_cleanly(apache):
+    """wsgi.input and write() stored by the app and used after their request
+    raise Python errors (they never reach the finished Apache request)."""
+    for where in ('/r/use-kept', '/r/use-kept-in-thread'):
+        conn = __import__('http.client').client.HTTPConnection('127.0.0.1', apache.port, timeout=10)
+        conn.request('GET', '/r/keep')  # same connection: same child, also under prefork
+        assert conn.getresponse().read() == b'kept'
+        conn.request('GET', where)
+        r = conn.getresponse()
+        body = r.read().decode()
+        conn.close()
+        assert r.status == 200
+        assert 'read: OSError: mod_wsgi request data read error: request has already completed' in body, body
+        assert 'write: RuntimeError: write() called after the request has completed' in body, body
+    assert apache.get('/r/list').status == 200

@@ -80,8 +80,9 @@ pub unsafe fn serve(
     mtime: i64,
 ) -> Served {
     let objs = interp.objects();
-    // SAFETY: r is live until we return; `finish` below detaches the context.
+    // SAFETY: r is live until we return; the guard detaches the context.
     let ctx = unsafe { RequestCtx::new(r, &info.script) };
+    let guard = Detach(ctx.clone());
     logging::set_request(r);
     // SAFETY: r is live for the whole handler call.
     let status = match unsafe { run(py, objs, &ctx, r, info, mtime) } {
@@ -89,9 +90,20 @@ pub unsafe fn serve(
         Err(e) => e,
     };
     let staged = lock(&ctx.output).take_staged();
-    ctx.finish();
-    logging::set_request(std::ptr::null());
+    drop(guard);
     Served { status, staged }
+}
+
+/// Ends a request's link to Apache when dropped, also when a panic unwinds:
+/// Python objects the application kept (wsgi.input, write) must never reach
+/// a finished request.
+struct Detach(Arc<RequestCtx>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        self.0.finish();
+        logging::set_request(std::ptr::null());
+    }
 }
 
 unsafe fn run(

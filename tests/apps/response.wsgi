@@ -35,9 +35,38 @@ def forever():
         print('generator finally ran after %d chunks' % i, file=sys.stderr)
 
 
+kept = {}
+
+
+def use_kept():
+    """Uses the previous request's wsgi.input and write(): both must fail cleanly."""
+    out = []
+    for name, call in (('read', lambda: kept['input'].read()), ('write', lambda: kept['write'](b'late'))):
+        try:
+            call()
+            out.append('%s: no error' % name)
+        except Exception as e:
+            out.append('%s: %s: %s' % (name, type(e).__name__, e))
+    return '\n'.join(out)
+
+
 def application(environ, start_response):
     op = environ['PATH_INFO']
     text = [('Content-Type', 'text/plain')]
+    if op == '/keep':
+        kept['input'], kept['write'] = environ['wsgi.input'], start_response('200 OK', text)
+        return [b'kept']
+    if op == '/use-kept':
+        start_response('200 OK', text)
+        return [use_kept().encode()]
+    if op == '/use-kept-in-thread':
+        import threading
+        result = []
+        t = threading.Thread(target=lambda: result.append(use_kept()))
+        t.start()
+        t.join()
+        start_response('200 OK', text)
+        return [result[0].encode()]
     if op == '/list':
         start_response('200 OK', text)
         return [b'a', b'b', b'c']
