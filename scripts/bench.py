@@ -95,6 +95,11 @@ DocumentRoot {apps}
 KeepAlive On
 MaxKeepAliveRequests 0
 {MPM[mpm].format(n=workers)}
+# As Debian's apache2.conf: no .htaccess look-ups on every request.
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
 <Directory {apps}>
     Require all granted
 </Directory>
