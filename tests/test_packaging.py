@@ -1,5 +1,6 @@
 """The Quick start example site and the files shipped for Debian's a2enmod."""
 import os
+import re
 import subprocess
 
 from harness import ROOT, Apache
@@ -34,3 +35,26 @@ def test_a2enmod_files_load_the_installed_module(tmp_path):
         assert 'wsgi_rs_module (shared)' in out.stdout
     finally:
         a.cleanup()
+
+
+BANNED = re.compile(r'#\[pyclass|#\[pymodule|\bintern!|GILOnceCell|PyOnceLock|create_exception!|GILProtected')
+
+
+def test_no_process_wide_python_objects_in_rust():
+    """pyo3 features that keep Python objects in process-wide statics (type
+    objects, interned strings, once-cells) would be shared between the
+    sub-interpreters of application groups: per-interpreter objects only."""
+    offenders = []
+    for dirpath, _, files in os.walk(os.path.join(ROOT, 'src')):
+        for name in files:
+            if name.endswith('.rs'):
+                path = os.path.join(dirpath, name)
+                with open(path) as f:
+                    for n, line in enumerate(f, 1):
+                        code = line.split('//', 1)[0]
+                        if BANNED.search(code):
+                            offenders.append('%s:%d: %s' % (os.path.relpath(path, ROOT), n, line.strip()))
+    assert not offenders, offenders
+    with open(os.path.join(ROOT, 'Cargo.toml')) as f:
+        deps = [l for l in f if l.startswith('pyo3 ')]
+    assert deps and not any(feat in deps[0] for feat in ('abi3', 'auto-initialize')), deps
