@@ -93,3 +93,26 @@ def test_client_disconnect_mid_body_raises_oserror(apache):
     s.close()
     assert apache.wait_for_log('input error: OSError: mod_wsgi request data read error', timeout=15)
     assert apache.get('/input/read').status == 200  # still serving
+
+
+def test_100_continue_only_when_the_app_reads(apache):
+    """Expect: 100-continue: the interim answer comes with the first read of
+    wsgi.input; an app that never reads answers directly."""
+    s = socket.create_connection(('127.0.0.1', apache.port), timeout=10)
+    s.sendall(b'POST /input/read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n'
+              b'Connection: close\r\n\r\n')
+    assert s.recv(100) == b'HTTP/1.1 100 Continue\r\n\r\n'
+    s.sendall(b'hello')
+    out = b''
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        out += data
+    s.close()
+    assert out.startswith(b'HTTP/1.1 200 OK') and hashlib.sha256(b'hello').hexdigest().encode() in out
+    s = socket.create_connection(('127.0.0.1', apache.port), timeout=10)
+    s.sendall(b'POST /input/headers-only HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n'
+              b'Connection: close\r\n\r\n')
+    assert s.recv(200).startswith(b'HTTP/1.1 200 OK')
+    s.close()
