@@ -58,6 +58,8 @@ unsafe fn pool_box<T>(pool: *mut sys::apr_pool_t, value: T) -> *mut c_void {
     p
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_create_server_config(
     p: *mut sys::apr_pool_t,
@@ -69,6 +71,8 @@ pub unsafe extern "C" fn wsgi_rs_create_server_config(
     })
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_merge_server_config(
     p: *mut sys::apr_pool_t,
@@ -88,6 +92,8 @@ pub unsafe extern "C" fn wsgi_rs_merge_server_config(
     })
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_create_dir_config(
     p: *mut sys::apr_pool_t,
@@ -99,6 +105,8 @@ pub unsafe extern "C" fn wsgi_rs_create_dir_config(
     })
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_merge_dir_config(
     p: *mut sys::apr_pool_t,
@@ -115,6 +123,9 @@ pub unsafe extern "C" fn wsgi_rs_merge_dir_config(
 }
 
 /// Every directive. A returned string is Apache's syntax error message.
+///
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_directive(
     cmd: *mut sys::cmd_parms,
@@ -139,6 +150,8 @@ pub unsafe extern "C" fn wsgi_rs_directive(
     }
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_post_config(
     pconf: *mut sys::apr_pool_t,
@@ -159,6 +172,8 @@ pub unsafe extern "C" fn wsgi_rs_post_config(
     })
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     // SAFETY: Apache passes the live child pool and the main server.
@@ -167,6 +182,8 @@ pub unsafe extern "C" fn wsgi_rs_child_init(pchild: *mut sys::apr_pool_t, s: *mu
     })
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_translate_name(r: *mut sys::request_rec) -> i32 {
     // SAFETY: Apache passes a live request.
@@ -175,6 +192,8 @@ pub unsafe extern "C" fn wsgi_rs_translate_name(r: *mut sys::request_rec) -> i32
     })
 }
 
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
 #[no_mangle]
 pub unsafe extern "C" fn wsgi_rs_handler(r: *mut sys::request_rec) -> i32 {
     // SAFETY: Apache passes a live request.

@@ -91,7 +91,7 @@ impl Brigade {
         unsafe {
             let rv = sys::ap_pass_brigade((*self.r).output_filters, self.bb);
             sys::apr_brigade_cleanup(self.bb.cast());
-            rv == sys::APR_SUCCESS as i32 && (*(*self.r).connection).aborted == 0
+            rv == sys::APR_SUCCESS && (*(*self.r).connection).aborted == 0
         }
     }
 }

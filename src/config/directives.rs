@@ -78,24 +78,24 @@ unsafe fn apply_named(
     match name {
         "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
             // SAFETY: pool and server are the live configuration pool and server.
-            let alias = unsafe { script_alias(&name, &w, pool, server) }?;
+            let alias = unsafe { script_alias(name, &w, pool, server) }?;
             srv.aliases.push(alias);
         }
-        "WSGICallableObject" => dir.callable_object = Some(callable_object(one(&name, &w)?)?),
+        "WSGICallableObject" => dir.callable_object = Some(callable_object(one(name, &w)?)?),
         "WSGIApplicationGroup" => {
-            let spec = GroupSpec::parse(one(&name, &w)?)?;
+            let spec = GroupSpec::parse(one(name, &w)?)?;
             // SAFETY: cmd is live during configuration.
             unsafe { warn_group(cmd, &spec) };
             dir.application_group = Some(spec);
         }
         "WSGIPassAuthorization" => {
-            dir.pass_authorization = Some(parse_flag(&name, one(&name, &w)?)?)
+            dir.pass_authorization = Some(parse_flag(name, one(name, &w)?)?)
         }
-        "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(&name, one(&name, &w)?)?),
-        "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(&name, one(&name, &w)?)?),
+        "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, &w)?)?),
+        "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(name, one(name, &w)?)?),
         "WSGIPythonHome" => {
             global_only()?;
-            let home = one(&name, &w)?.trim_end_matches('/').to_string();
+            let home = one(name, &w)?.trim_end_matches('/').to_string();
             let home = if home.is_empty() {
                 "/".to_string()
             } else {
@@ -106,7 +106,7 @@ unsafe fn apply_named(
         }
         "WSGIPythonPath" => {
             global_only()?;
-            let v = one(&name, &w)?;
+            let v = one(name, &w)?;
             srv.python.path = v
                 .split(':')
                 .filter(|p| !p.is_empty())
@@ -115,7 +115,7 @@ unsafe fn apply_named(
         }
         "WSGIPythonOptimize" => {
             global_only()?;
-            srv.python.optimize = match one(&name, &w)? {
+            srv.python.optimize = match one(name, &w)? {
                 "0" => 0,
                 "1" => 1,
                 "2" => 2,
@@ -193,7 +193,7 @@ unsafe fn script_alias(
             CString::new(w[0].as_str()).map_err(|_| "NUL in regular expression".to_string())?;
         // SAFETY: the pattern is compiled into the configuration pool, which
         // outlives every request that uses it.
-        let re = unsafe { sys::ap_pregcomp(pool, pat.as_ptr(), sys::AP_REG_EXTENDED as i32) };
+        let re = unsafe { sys::ap_pregcomp(pool, pat.as_ptr(), sys::AP_REG_EXTENDED) };
         if re.is_null() {
             return Err(format!(
                 "Regular expression could not be compiled: '{}'.",
@@ -233,20 +233,6 @@ unsafe fn warn_group(cmd: *mut sys::cmd_parms, spec: &GroupSpec) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::callable_object;
-
-    #[test]
-    fn callable_names() {
-        assert!(callable_object("application").is_ok());
-        assert!(callable_object("_app2").is_ok());
-        assert!(callable_object("%{ENV:APP}").is_ok());
-        assert!(callable_object("my.app").is_err());
-        assert!(callable_object("2app").is_err());
-    }
-}
-
 /// Why a mod_wsgi directive that this version does not implement stops Apache.
 fn not_yet(name: &str) -> String {
     let what = match name {
@@ -259,4 +245,18 @@ fn not_yet(name: &str) -> String {
         _ => "this directive is not implemented yet",
     };
     format!("{name} is not supported by this version of mod_wsgi_rs: {what}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::callable_object;
+
+    #[test]
+    fn callable_names() {
+        assert!(callable_object("application").is_ok());
+        assert!(callable_object("_app2").is_ok());
+        assert!(callable_object("%{ENV:APP}").is_ok());
+        assert!(callable_object("my.app").is_err());
+        assert!(callable_object("2app").is_err());
+    }
 }

@@ -56,8 +56,8 @@ pub fn try_send(
             return None;
         }
         let mut file: *mut sys::apr_file_t = std::ptr::null_mut();
-        if sys::apr_os_file_put(&mut file, &mut dupfd, sys::APR_FOPEN_READ as i32, (*r).pool)
-            != sys::APR_SUCCESS as i32
+        if sys::apr_os_file_put(&mut file, &mut dupfd, sys::APR_FOPEN_READ, (*r).pool)
+            != sys::APR_SUCCESS
         {
             libc::close(dupfd);
             return None;

@@ -125,7 +125,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
         }
         let filename = apache::cstring_lossy((*r).filename).unwrap_or_default();
         let aliased = table::get((*r).notes, NOTE_ALIASED) == Some(b"wsgi-script");
-        if !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI as i32) == 0 {
+        if !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI) == 0 {
             log::rerror(
                 r,
                 log::ERR,
@@ -153,7 +153,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
             _ => {}
         }
         let path_info = apache::cbytes((*r).path_info).unwrap_or(b"");
-        if !path_info.is_empty() && (*r).used_path_info == sys::AP_REQ_REJECT_PATH_INFO as i32 {
+        if !path_info.is_empty() && (*r).used_path_info == sys::AP_REQ_REJECT_PATH_INFO {
             log::rerror(
                 r,
                 log::INFO,
@@ -184,7 +184,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
                 return sys::HTTP_LENGTH_REQUIRED;
             }
         }
-        let rv = sys::ap_setup_client_block(r, sys::REQUEST_CHUNKED_DECHUNK as i32);
+        let rv = sys::ap_setup_client_block(r, sys::REQUEST_CHUNKED_DECHUNK);
         if rv != sys::OK {
             return rv;
         }
