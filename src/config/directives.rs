@@ -88,9 +88,7 @@ unsafe fn apply_named(
             unsafe { warn_group(cmd, &spec) };
             dir.application_group = Some(spec);
         }
-        "WSGIPassAuthorization" => {
-            dir.pass_authorization = Some(parse_flag(name, one(name, &w)?)?)
-        }
+        "WSGIPassAuthorization" => dir.pass_authorization = Some(parse_flag(name, one(name, &w)?)?),
         "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, &w)?)?),
         "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(name, one(name, &w)?)?),
         "WSGIPythonHome" => {
