@@ -164,3 +164,19 @@ def test_script_module_name_is_mod_wsgis(start_apache):
     assert got['name'] == '_mod_wsgi_' + hashlib.md5(path.encode()).hexdigest()
     assert not got['hashlib_loaded']
     a.stop()
+
+
+def test_alias_beside_a_root_mount(start_apache):
+    """The usual Django layout: Apache serves /static/ (mod_alias runs first),
+    the application everything else, SCRIPT_NAME '' at the root."""
+    a = start_apache('Alias /static/ @APPS@/static/\nWSGIScriptAlias / @APPS@/env.wsgi\n', name='rootmount')
+    os.makedirs(os.path.join(a.apps, 'static'))
+    with open(os.path.join(a.apps, 'static', 'site.css'), 'w') as f:
+        f.write('body { color: black }\n')
+    r = a.get('/static/site.css')
+    assert (r.status, r.body) == (200, b'body { color: black }\n')
+    e = json.loads(a.get('/staticky/page?x=1').body)
+    assert (e['SCRIPT_NAME'], e['PATH_INFO'], e['QUERY_STRING']) == ('', '/staticky/page', 'x=1')
+    e = json.loads(a.get('/').body)
+    assert (e['SCRIPT_NAME'], e['PATH_INFO']) == ('', '/')
+    a.stop()
