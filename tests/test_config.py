@@ -1,6 +1,7 @@
 """Directives: errors at start-up, Python settings, callables, reloading."""
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -179,4 +180,23 @@ def test_alias_beside_a_root_mount(start_apache):
     assert (e['SCRIPT_NAME'], e['PATH_INFO'], e['QUERY_STRING']) == ('', '/staticky/page', 'x=1')
     e = json.loads(a.get('/').body)
     assert (e['SCRIPT_NAME'], e['PATH_INFO']) == ('', '/')
+    a.stop()
+
+
+def test_handler_mapped_scripts_need_execcgi(start_apache):
+    """AddHandler wsgi-script .wsgi: served where Options ExecCGI is on (with
+    PATH_INFO after the script), 403 where it is off, as mod_wsgi does."""
+    a = start_apache('<Directory @APPS@/cgi>\nOptions +ExecCGI\nAddHandler wsgi-script .wsgi\n</Directory>\n'
+                     '<Directory @APPS@/nocgi>\nOptions -ExecCGI\nAddHandler wsgi-script .wsgi\n</Directory>\n'
+                     'Alias /cgi/ @APPS@/cgi/\nAlias /nocgi/ @APPS@/nocgi/\n', name='handler')
+    for d in ('cgi', 'nocgi'):
+        os.makedirs(os.path.join(a.apps, d))
+        shutil.copy(os.path.join(a.apps, 'env.wsgi'), os.path.join(a.apps, d, 'env.wsgi'))
+    r = a.get('/cgi/env.wsgi/extra/path?q=1')
+    assert r.status == 200, a.error_log()[-2000:]
+    e = json.loads(r.body)
+    assert (e['SCRIPT_NAME'], e['PATH_INFO'], e['QUERY_STRING']) == ('/cgi/env.wsgi', '/extra/path', 'q=1')
+    assert e['mod_wsgi.request_handler'] == 'wsgi-script'
+    assert a.get('/nocgi/env.wsgi').status == 403
+    assert a.wait_for_log('Options ExecCGI is off in this directory')
     a.stop()
