@@ -112,10 +112,14 @@ def test_callable_object(start_apache):
     a = start_apache('WSGIScriptAlias /default @APPS@/callables.wsgi\n'
                      'WSGIScriptAlias /opt @APPS@/callables.wsgi callable-object=other\n'
                      'WSGIScriptAlias /dir @APPS@/callables.wsgi\n'
-                     '<Location /dir>\nWSGICallableObject other\n</Location>\n', name='callables')
+                     '<Location /dir>\nWSGICallableObject other\n</Location>\n'
+                     'WSGIScriptAlias /env @APPS@/callables.wsgi\n'
+                     '<Location /env>\nSetEnv APP_CALLABLE other\nWSGICallableObject %{ENV:APP_CALLABLE}\n</Location>\n',
+                     name='callables')
     assert a.get('/default').body == b'default callable'
     assert a.get('/opt').body == b'other callable'
     assert a.get('/dir').body == b'other callable'
+    assert a.get('/env').body == b'other callable'  # %{ENV:APP_CALLABLE}
     a.stop()
 
 
