@@ -38,8 +38,8 @@ pub struct Output {
     pub headers_sent: bool,
     pub write_used: bool,
     pub sent: u64,
-    /// The brigade holds the staged end of the response (see `stage_final`).
-    staged: bool,
+    /// The end of the response, put aside by `stage_final`.
+    staged: Option<Brigade>,
 }
 
 impl Output {
@@ -56,13 +56,14 @@ impl Output {
             headers_sent: false,
             write_used: false,
             sent: 0,
-            staged: false,
+            staged: None,
         }
     }
 
     pub fn detach(&mut self) {
         self.r = std::ptr::null_mut();
         self.bb = None;
+        self.staged = None;
     }
 
     pub fn request(&self) -> *mut sys::request_rec {
@@ -94,6 +95,36 @@ impl Output {
         Ok(())
     }
 
+    /// Bytes the declared Content-Length still allows (output beyond it is
+    /// dropped, as mod_wsgi does).
+    fn remaining(&self) -> u64 {
+        self.content_length
+            .map_or(u64::MAX, |cl| cl.saturating_sub(self.sent))
+    }
+
+    /// The request's brigade, with the status and headers applied the first
+    /// time something is sent.
+    fn brigade(&mut self) -> Result<&mut Brigade, SendError> {
+        if self.r.is_null() {
+            return Err(SendError::Finished);
+        }
+        if !self.headers_sent {
+            self.apply_headers()?;
+        }
+        let r = self.r;
+        // SAFETY: r is live; the brigade is created in r->pool on first use.
+        Ok(self.bb.get_or_insert_with(|| unsafe { Brigade::new(r) }))
+    }
+
+    /// Passes the brigade down the output filters (blocking: GIL released).
+    fn pass(&mut self) -> Result<(), SendError> {
+        if self.bb.as_mut().is_some_and(|bb| bb.pass()) {
+            Ok(())
+        } else {
+            Err(SendError::ClientGone)
+        }
+    }
+
     /// Sends `chunks` (and a FLUSH and/or EOS) down the output filters.
     /// Blocking: call with the GIL released. Nothing is sent for empty data
     /// without `eos`: headers go out with the first non-empty chunk.
@@ -101,11 +132,7 @@ impl Output {
         if self.r.is_null() {
             return Err(SendError::Finished);
         }
-        if !eos
-            && chunks
-                .iter()
-                .all(|c| fit(self.content_length, self.sent, c).is_empty())
-        {
+        if !eos && (self.remaining() == 0 || chunks.iter().all(|c| c.is_empty())) {
             return if self.status.is_some() {
                 Ok(())
             } else {
@@ -113,39 +140,26 @@ impl Output {
             };
         }
         self.fill(chunks, false, flush, eos)?;
-        let bb = self.bb.as_mut().expect("created by fill");
-        if bb.pass() {
-            Ok(())
-        } else {
-            Err(SendError::ClientGone)
-        }
+        self.pass()
     }
 
-    /// Puts the end of the response (`chunks`, copied, then EOS) in the
-    /// brigade without passing it: [`Output::take_staged`] hands it to the
-    /// handler, which passes it once the GIL is released for good. A small
-    /// response then costs one GIL acquisition instead of two, which is what
-    /// limits throughput when many threads share the GIL.
+    /// Puts the end of the response (`chunks`, copied, then EOS) aside
+    /// without passing it: [`Output::take_staged`] hands it to the handler,
+    /// which passes it once the GIL is released for good. A small response
+    /// then costs one GIL acquisition instead of two, which is what limits
+    /// throughput when many threads share the GIL.
     pub fn stage_final(&mut self, chunks: &[&[u8]]) -> Result<(), SendError> {
-        if self.r.is_null() {
-            return Err(SendError::Finished);
-        }
         self.fill(chunks, true, false, true)?;
-        self.staged = true;
+        self.staged = self.bb.take();
         Ok(())
     }
 
     /// The brigade left by [`Output::stage_final`], if any.
     pub fn take_staged(&mut self) -> Option<Brigade> {
-        if std::mem::take(&mut self.staged) {
-            self.bb.take()
-        } else {
-            None
-        }
+        self.staged.take()
     }
 
-    /// Applies the headers (first time) and appends `chunks`, cut to the
-    /// declared Content-Length, plus a FLUSH or EOS.
+    /// Appends `chunks`, cut to the declared Content-Length, plus a FLUSH or EOS.
     fn fill(
         &mut self,
         chunks: &[&[u8]],
@@ -153,26 +167,27 @@ impl Output {
         flush: bool,
         eos: bool,
     ) -> Result<(), SendError> {
-        if !self.headers_sent {
-            self.apply_headers()?;
-        }
-        let r = self.r;
-        // SAFETY: r is live; the brigade is created in r->pool on first use.
-        let bb = self.bb.get_or_insert_with(|| unsafe { Brigade::new(r) });
+        let mut room = self.remaining();
+        let bb = self.brigade()?;
+        let mut added = 0;
         for c in chunks {
-            let c = fit(self.content_length, self.sent, c);
+            let c = &c[..room.min(c.len() as u64) as usize];
             if copy {
                 bb.copy(c);
             } else {
                 bb.transient(c);
             }
-            self.sent += c.len() as u64;
+            room -= c.len() as u64;
+            added += c.len() as u64;
         }
         if eos {
             bb.eos();
-            self.check_length();
         } else if flush {
             bb.flush();
+        }
+        self.sent += added;
+        if eos {
+            self.check_length();
         }
         Ok(())
     }
@@ -187,32 +202,16 @@ impl Output {
         offset: i64,
         len: u64,
     ) -> Result<(), SendError> {
-        if self.r.is_null() {
-            return Err(SendError::Finished);
-        }
-        if !self.headers_sent {
-            self.apply_headers()?;
-        }
-        let len = match self.content_length {
-            Some(cl) => len.min(cl.saturating_sub(self.sent)),
-            None => len,
-        };
-        let r = self.r;
-        // SAFETY: r is live; the caller keeps `file` open for the request's life.
-        let bb = self.bb.get_or_insert_with(|| unsafe { Brigade::new(r) });
+        let len = len.min(self.remaining());
+        let bb = self.brigade()?;
         if len > 0 {
             // SAFETY: the file is open for the request's life (caller's contract).
             unsafe { bb.file(file, offset, len as i64) };
         }
+        bb.eos();
         self.sent += len;
         self.check_length();
-        let bb = self.bb.as_mut().expect("created above");
-        bb.eos();
-        if bb.pass() {
-            Ok(())
-        } else {
-            Err(SendError::ClientGone)
-        }
+        self.pass()
     }
 
     /// A response shorter than its Content-Length is logged, and the connection
@@ -240,7 +239,7 @@ impl Output {
     /// Cuts the connection: the client must see an incomplete response rather
     /// than a complete-looking one (no final chunk is sent).
     pub fn abort(&mut self) {
-        if let Some(mut bb) = self.take_staged() {
+        if let Some(mut bb) = self.staged.take() {
             bb.discard();
         }
         if !self.r.is_null() {
@@ -251,15 +250,6 @@ impl Output {
                 (*c).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE;
             }
         }
-    }
-}
-
-/// The part of `data` that fits in a declared Content-Length after `sent`
-/// bytes: output beyond it is dropped, as mod_wsgi does.
-fn fit(content_length: Option<u64>, sent: u64, data: &[u8]) -> &[u8] {
-    match content_length {
-        Some(cl) => &data[..cl.saturating_sub(sent).min(data.len() as u64) as usize],
-        None => data,
     }
 }
 
