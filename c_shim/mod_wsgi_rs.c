@@ -120,7 +120,7 @@ void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
     APR_BRIGADE_INSERT_TAIL(bb, b);
 }
 
-int wsgi_rs_module_index(void)
+unsigned wsgi_rs_core_enable_sendfile(request_rec *r)
 {
-    return wsgi_rs_module.module_index;
+    return ((core_dir_config *)ap_get_core_module_config(r->per_dir_config))->enable_sendfile;
 }

@@ -5,35 +5,53 @@
 //! (c_shim/mod_wsgi_rs.c) registers with Apache. Each one catches panics, so
 //! a bug in Rust becomes a logged 500 instead of a crashed child.
 
-pub mod apache;
-pub mod config;
-pub mod python;
-pub mod wsgi;
+mod apache;
+mod config;
+mod embedded;
+mod python;
+mod wsgi;
 
 use apache::{log, sys};
 use config::{DirConfig, ServerConfig};
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 /// Runs `f`, turning a panic into `fallback` (and a log line).
 fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            // SAFETY: a NULL server logs to the main error log.
-            unsafe {
-                log::error(
-                    std::ptr::null(),
-                    log::ERR,
-                    &format!("mod_wsgi_rs: internal error in {what}: {msg}"),
-                )
-            };
+            let msg = format!(
+                "mod_wsgi_rs: internal error in {what}: {}",
+                panic_message(&*p)
+            );
+            log::server(wsgi::transport::Level::Error, &msg);
             fallback
+        }
+    }
+}
+
+/// Runs `f`, which must produce a configuration record: Apache dereferences
+/// what it gets, so there is no fallback for a panic but stopping the process
+/// (at configuration time, with the reason on stderr and in the log).
+fn must<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(p) => {
+            let msg = format!(
+                "mod_wsgi_rs: cannot create the configuration ({what}): {}",
+                panic_message(&*p)
+            );
+            eprintln!("{msg}");
+            log::server(wsgi::transport::Level::Error, &msg);
+            std::process::abort()
         }
     }
 }
@@ -66,7 +84,7 @@ pub unsafe extern "C" fn wsgi_rs_create_server_config(
     _s: *mut sys::server_rec,
 ) -> *mut c_void {
     // SAFETY: Apache passes a live configuration pool.
-    guard("create_server_config", std::ptr::null_mut(), || unsafe {
+    must("create_server_config", || unsafe {
         pool_box(p, ServerConfig::default())
     })
 }
@@ -79,7 +97,7 @@ pub unsafe extern "C" fn wsgi_rs_merge_server_config(
     base: *mut c_void,
     add: *mut c_void,
 ) -> *mut c_void {
-    guard("merge_server_config", add, || {
+    must("merge_server_config", || {
         // SAFETY: both are records from wsgi_rs_create_server_config.
         let merged = unsafe {
             ServerConfig::merge(
@@ -100,7 +118,7 @@ pub unsafe extern "C" fn wsgi_rs_create_dir_config(
     _dir: *mut c_char,
 ) -> *mut c_void {
     // SAFETY: Apache passes a live configuration pool.
-    guard("create_dir_config", std::ptr::null_mut(), || unsafe {
+    must("create_dir_config", || unsafe {
         pool_box(p, DirConfig::default())
     })
 }
@@ -113,7 +131,7 @@ pub unsafe extern "C" fn wsgi_rs_merge_dir_config(
     base: *mut c_void,
     add: *mut c_void,
 ) -> *mut c_void {
-    guard("merge_dir_config", add, || {
+    must("merge_dir_config", || {
         // SAFETY: both are records from wsgi_rs_create_dir_config.
         let merged =
             unsafe { DirConfig::merge(&*(base as *const DirConfig), &*(add as *const DirConfig)) };
@@ -178,7 +196,7 @@ pub unsafe extern "C" fn wsgi_rs_post_config(
 pub unsafe extern "C" fn wsgi_rs_child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     // SAFETY: Apache passes the live child pool and the main server.
     guard("child_init", (), || unsafe {
-        python::embedded::child_init(pchild, s)
+        embedded::child::child_init(pchild, s)
     })
 }
 
@@ -188,7 +206,7 @@ pub unsafe extern "C" fn wsgi_rs_child_init(pchild: *mut sys::apr_pool_t, s: *mu
 pub unsafe extern "C" fn wsgi_rs_translate_name(r: *mut sys::request_rec) -> i32 {
     // SAFETY: Apache passes a live request.
     guard("translate_name", sys::DECLINED, || unsafe {
-        wsgi::handler::translate(r)
+        embedded::handler::translate(r)
     })
 }
 
@@ -198,6 +216,6 @@ pub unsafe extern "C" fn wsgi_rs_translate_name(r: *mut sys::request_rec) -> i32
 pub unsafe extern "C" fn wsgi_rs_handler(r: *mut sys::request_rec) -> i32 {
     // SAFETY: Apache passes a live request.
     guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR, || unsafe {
-        wsgi::handler::handle(r)
+        embedded::handler::handle(r)
     })
 }

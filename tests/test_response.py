@@ -3,6 +3,8 @@ import socket
 import time
 import zlib
 
+import pytest
+
 from conftest import server_fixture
 
 CONF = """
@@ -40,10 +42,60 @@ def test_status_and_headers(apache):
     assert r.header('X-Latin').encode('latin-1') == 'caf\xe9'.encode('latin-1')
 
 
-def test_head_has_headers_but_no_body(apache):
-    g, h = apache.get('/r/list'), apache.request('HEAD', '/r/list')
-    assert h.status == 200 and h.body == b''
-    assert h.header('Content-Type') == g.header('Content-Type')
+def raw_head(apache, path, keep_alive_then=None):
+    """HEAD on a raw socket (http.client never reads a body on HEAD, so it
+    cannot see one): -> (status line, {header: value}, bytes after the blank line)."""
+    req = b'HEAD %s HTTP/1.1\r\nHost: x\r\n' % path.encode()
+    if keep_alive_then:
+        req += b'\r\n' + keep_alive_then
+    else:
+        req += b'Connection: close\r\n\r\n'
+    out = apache.raw(req)
+    assert b'\r\n\r\n' in out, out
+    head, rest = out.split(b'\r\n\r\n', 1)
+    lines = head.decode('latin-1').split('\r\n')
+    headers = {}
+    for line in lines[1:]:
+        k, v = line.split(':', 1)
+        headers[k.strip().lower()] = v.strip()
+    return lines[0], headers, rest
+
+
+HEAD_PATHS = ['/r/list', '/r/tuple', '/r/generator', '/r/write', '/r/big', '/r/close']
+
+
+@pytest.mark.parametrize('path', HEAD_PATHS)
+def test_head_sends_headers_and_no_body(apache, path):
+    g = apache.get(path)
+    status, headers, rest = raw_head(apache, path)
+    assert status == 'HTTP/1.1 %d %s' % (g.status, g.reason)
+    assert rest == b'', rest[:200]  # not a single body byte after the blank line
+    assert headers['content-type'] == g.header('Content-Type')
+    assert 'transfer-encoding' not in headers  # no chunked framing either
+    if path in ('/r/list', '/r/tuple', '/r/big'):
+        # A list/tuple response gets its Content-Length, the GET body's length, also on HEAD.
+        assert headers['content-length'] == g.header('Content-Length') == str(len(g.body))
+
+
+@pytest.mark.parametrize('path', HEAD_PATHS)
+def test_head_on_a_kept_alive_connection_leaves_the_next_response_intact(apache, path):
+    """Any body bytes sent after a HEAD response would be read as the start of
+    the next response on the connection."""
+    # The follow-up is HTTP/1.0, so its own body is never chunked: 'abc' then close.
+    status, _, rest = raw_head(apache, path, b'GET /r/list HTTP/1.0\r\nHost: x\r\n\r\n')
+    assert status.startswith('HTTP/1.1 2')
+    assert rest.startswith(b'HTTP/1.1 200 OK\r\n'), rest[:200]
+    assert rest.endswith(b'\r\n\r\nabc') and rest.count(b'HTTP/1.1') == 1, rest[:400]
+
+
+def test_head_calls_close_of_the_iterable(apache):
+    before = apache.error_log().count('close called for close-ok')
+    status, _, rest = raw_head(apache, '/r/close')
+    assert (status, rest) == ('HTTP/1.1 200 OK', b'')
+    deadline = time.time() + 5
+    while apache.error_log().count('close called for close-ok') == before and time.time() < deadline:
+        time.sleep(0.05)
+    assert apache.error_log().count('close called for close-ok') == before + 1
 
 
 def test_close_is_called(apache):
@@ -119,10 +171,28 @@ def test_exc_info_after_output_reraises(apache):
     assert apache.wait_for_log("KeyError: 'too late'")
 
 
+SECOND_CALL = 'RuntimeError: start_response() was already called for this request'
+
+
 def test_second_start_response_after_output_is_an_error(apache):
     out = raw_get(apache, '/r/twice-after-output')
     assert b'partial' in out
-    assert apache.wait_for_log('RuntimeError: headers have already been sent')
+    assert apache.wait_for_log(SECOND_CALL)
+
+
+def test_second_start_response_before_output_is_an_error(apache):
+    # PEP 3333: a second call without exc_info is a fatal error (wsgiref
+    # raises too); it must not silently replace the first call's headers.
+    before = apache.error_log().count(SECOND_CALL)
+    r = apache.get('/r/twice-before-output')
+    assert r.status == 500 and b'never' not in r.body
+    assert apache.wait_for_log(SECOND_CALL) and apache.error_log().count(SECOND_CALL) > before
+
+
+def test_exc_info_must_be_a_triple(apache):
+    r = apache.get('/r/bad-exc-info')
+    assert r.status == 500
+    assert apache.wait_for_log('TypeError: exc_info must be a (type, value, traceback) tuple')
 
 
 def test_missing_start_response(apache):

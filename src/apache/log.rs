@@ -2,9 +2,23 @@
 use super::sys;
 use std::ffi::CString;
 
-pub use sys::{
-    APLOG_DEBUG as DEBUG, APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_WARNING as WARNING,
-};
+use crate::wsgi::transport::Level;
+
+pub use sys::{APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_WARNING as WARNING};
+
+/// Apache's level for a core log level.
+pub fn level(level: Level) -> i32 {
+    match level {
+        Level::Error => ERR,
+        Level::Info => INFO,
+    }
+}
+
+/// Logs to the main server's error log (no request context). Thread-safe.
+pub fn server(lvl: Level, msg: &str) {
+    // SAFETY: a NULL server means the main server, which outlives all callers.
+    unsafe { error(std::ptr::null(), level(lvl), msg) }
+}
 
 fn c(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).expect("NULs replaced")
@@ -28,21 +42,4 @@ pub unsafe fn error(s: *const sys::server_rec, level: i32, msg: &str) {
     let m = c(msg);
     // SAFETY: ap_log_error accepts a NULL server (main server's log).
     unsafe { sys::wsgi_rs_log_error(s, level, 0, m.as_ptr()) }
-}
-
-/// Logs every line of `text` separately (tracebacks), like mod_wsgi.
-///
-/// # Safety
-/// `r` must be NULL or a live request.
-pub unsafe fn lines(r: *const sys::request_rec, level: i32, text: &str) {
-    for line in text.trim_end_matches('\n').split('\n') {
-        // SAFETY: forwarded contract.
-        unsafe {
-            if r.is_null() {
-                error(std::ptr::null(), level, line)
-            } else {
-                rerror(r, level, line)
-            }
-        }
-    }
 }

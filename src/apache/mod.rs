@@ -50,10 +50,3 @@ pub unsafe fn pstrdup(pool: *mut sys::apr_pool_t, s: &[u8]) -> *mut c_char {
     // SAFETY: apr_pstrmemdup copies `len` bytes and appends a NUL.
     unsafe { sys::apr_pstrmemdup(pool, s.as_ptr().cast(), s.len()) }
 }
-
-/// A raw pointer that may cross into `Python::detach` closures.
-#[derive(Clone, Copy)]
-pub struct SendPtr<T>(pub *mut T);
-// SAFETY: used only to hand Apache objects to the same request's code while the
-// GIL is released; Apache guarantees a request is served by one thread at a time.
-unsafe impl<T> Send for SendPtr<T> {}

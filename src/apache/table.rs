@@ -38,6 +38,15 @@ pub unsafe fn get<'a>(t: *const sys::apr_table_t, key: &'static CStrLit) -> Opti
 /// Static C string literal type (`c"..."`).
 pub type CStrLit = std::ffi::CStr;
 
+/// Whether a value joins or replaces the key's existing ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `apr_table_add`: another entry with the same key.
+    Add,
+    /// `apr_table_set`: replaces every entry with the key.
+    Set,
+}
+
 /// `apr_table_add` / `apr_table_set` with Rust byte strings (APR copies them).
 ///
 /// # Safety
@@ -47,16 +56,15 @@ pub unsafe fn add(
     pool: *mut sys::apr_pool_t,
     k: &[u8],
     v: &[u8],
-    set: bool,
+    mode: Mode,
 ) {
     // SAFETY: both copies are NUL-terminated pool strings; APR copies them again.
     unsafe {
         let (kc, vc): (*const c_char, *const c_char) =
             (super::pstrdup(pool, k), super::pstrdup(pool, v));
-        if set {
-            sys::apr_table_set(t, kc, vc);
-        } else {
-            sys::apr_table_add(t, kc, vc);
+        match mode {
+            Mode::Set => sys::apr_table_set(t, kc, vc),
+            Mode::Add => sys::apr_table_add(t, kc, vc),
         }
     }
 }

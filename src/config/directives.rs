@@ -5,17 +5,24 @@ use crate::apache::{self, log, sys};
 use crate::config::alias::{Matcher, Regex};
 use std::ffi::{c_char, c_void, CString};
 
-/// Splits a directive's raw arguments with Apache's own quoting rules.
+/// Splits a directive's raw arguments with Apache's own quoting rules. An
+/// empty quoted argument (`""`) is an argument, as mod_wsgi takes it.
 unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> {
     let mut line = args;
     let mut out = Vec::new();
-    loop {
-        // SAFETY: ap_getword_conf advances `line` through a NUL-terminated string.
-        let w = unsafe { sys::ap_getword_conf(pool, &mut line) };
-        // SAFETY: w is NULL or a NUL-terminated pool string.
-        match unsafe { apache::cbytes(w) } {
-            Some(b) if !b.is_empty() => out.push(String::from_utf8_lossy(b).into_owned()),
-            _ => break,
+    // SAFETY: `line` walks a NUL-terminated string: ap_getword_conf advances
+    // it past one word and never beyond the NUL.
+    unsafe {
+        loop {
+            while (*line as u8).is_ascii_whitespace() {
+                line = line.add(1);
+            }
+            if *line == 0 {
+                break;
+            }
+            let w = sys::ap_getword_conf(pool, &mut line);
+            let b = apache::cbytes(w).unwrap_or(b"");
+            out.push(String::from_utf8_lossy(b).into_owned());
         }
     }
     out
@@ -56,15 +63,63 @@ unsafe fn apply_named(
     mconfig: *mut c_void,
     args: *const c_char,
 ) -> Result<(), String> {
-    // SAFETY: cmd and cmd->server are live during configuration.
-    let (pool, server) = unsafe { ((*cmd).pool, (*cmd).server) };
     // SAFETY: temp_pool is live during configuration; args is NUL-terminated.
     let w = unsafe { words((*cmd).temp_pool, args) };
-    // SAFETY: mconfig is our DirConfig (create_dir_config); the server record
-    // holds our ServerConfig (create_server_config).
-    let dir = unsafe { &mut *(mconfig as *mut DirConfig) };
-    // SAFETY: create_server_config put a ServerConfig in this server's slot.
-    let srv = unsafe { &mut *(sys::wsgi_rs_server_config(server) as *mut ServerConfig) };
+    match name {
+        "WSGIScriptAlias"
+        | "WSGIScriptAliasMatch"
+        | "WSGIPythonHome"
+        | "WSGIPythonPath"
+        | "WSGIPythonOptimize" => {
+            // SAFETY: these directives are RSRC_CONF: Apache runs them while
+            // it reads the main configuration, on one thread, before any
+            // request reads the server record; nothing else borrows it now.
+            let srv =
+                unsafe { &mut *(sys::wsgi_rs_server_config((*cmd).server) as *mut ServerConfig) };
+            // SAFETY: cmd is live during configuration.
+            unsafe { server_directive(name, &w, cmd, srv) }
+        }
+        _ => {
+            // SAFETY: mconfig is this section's own DirConfig (create_dir_config),
+            // which only this directive call touches while it is parsed (also
+            // for .htaccess files, parsed per request into a fresh record).
+            let dir = unsafe { &mut *(mconfig as *mut DirConfig) };
+            // SAFETY: cmd is live during configuration.
+            unsafe { dir_directive(name, &w, cmd, dir) }
+        }
+    }
+}
+
+/// Directives stored in the per-directory record (also .htaccess).
+unsafe fn dir_directive(
+    name: &str,
+    w: &[String],
+    cmd: *mut sys::cmd_parms,
+    dir: &mut DirConfig,
+) -> Result<(), String> {
+    match name {
+        "WSGICallableObject" => dir.callable_object = Some(callable_object(one(name, w)?)?),
+        "WSGIApplicationGroup" => {
+            let spec = GroupSpec::parse(one(name, w)?)?;
+            // SAFETY: cmd and its server are live during configuration.
+            unsafe { warn_group((*cmd).server, &spec) };
+            dir.application_group = Some(spec);
+        }
+        "WSGIPassAuthorization" => dir.pass_authorization = Some(parse_flag(name, one(name, w)?)?),
+        "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, w)?)?),
+        "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(name, one(name, w)?)?),
+        other => return Err(not_yet(other)),
+    }
+    Ok(())
+}
+
+/// Directives stored in the per-server record (main configuration only).
+unsafe fn server_directive(
+    name: &str,
+    w: &[String],
+    cmd: *mut sys::cmd_parms,
+    srv: &mut ServerConfig,
+) -> Result<(), String> {
     let global_only = || -> Result<(), String> {
         // SAFETY: cmd is live; the returned message (if any) is a static or pool string.
         let e = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
@@ -74,26 +129,15 @@ unsafe fn apply_named(
             None => Ok(()),
         }
     };
-
     match name {
         "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
-            // SAFETY: pool and server are the live configuration pool and server.
-            let alias = unsafe { script_alias(name, &w, pool, server) }?;
+            // SAFETY: the configuration pool and server are live.
+            let alias = unsafe { script_alias(name, w, (*cmd).pool, (*cmd).server) }?;
             srv.aliases.push(alias);
         }
-        "WSGICallableObject" => dir.callable_object = Some(callable_object(one(name, &w)?)?),
-        "WSGIApplicationGroup" => {
-            let spec = GroupSpec::parse(one(name, &w)?)?;
-            // SAFETY: cmd is live during configuration.
-            unsafe { warn_group(cmd, &spec) };
-            dir.application_group = Some(spec);
-        }
-        "WSGIPassAuthorization" => dir.pass_authorization = Some(parse_flag(name, one(name, &w)?)?),
-        "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, &w)?)?),
-        "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(name, one(name, &w)?)?),
         "WSGIPythonHome" => {
             global_only()?;
-            let home = one(name, &w)?.trim_end_matches('/').to_string();
+            let home = one(name, w)?.trim_end_matches('/').to_string();
             let home = if home.is_empty() {
                 "/".to_string()
             } else {
@@ -104,7 +148,7 @@ unsafe fn apply_named(
         }
         "WSGIPythonPath" => {
             global_only()?;
-            let v = one(name, &w)?;
+            let v = one(name, w)?;
             srv.python.path = v
                 .split(':')
                 .filter(|p| !p.is_empty())
@@ -113,7 +157,7 @@ unsafe fn apply_named(
         }
         "WSGIPythonOptimize" => {
             global_only()?;
-            srv.python.optimize = match one(name, &w)? {
+            srv.python.optimize = match one(name, w)? {
                 "0" => 0,
                 "1" => 1,
                 "2" => 2,
@@ -132,8 +176,7 @@ pub fn callable_object(v: &str) -> Result<String, String> {
         matches!(c.next(), Some(ch) if ch == '_' || ch.is_alphabetic())
             && c.all(|ch| ch == '_' || ch.is_alphanumeric())
     };
-    let env = v.strip_prefix("%{ENV:").and_then(|s| s.strip_suffix('}'));
-    if ident(v) || matches!(env, Some(n) if !n.is_empty()) {
+    if ident(v) || super::expand::env_name(v).is_some() {
         Ok(v.to_string())
     } else {
         Err(format!(
@@ -168,10 +211,8 @@ unsafe fn script_alias(
             }
             "application-group" => {
                 let spec = GroupSpec::parse(v)?;
-                if !spec.is_global() {
-                    // SAFETY: server is live during configuration.
-                    unsafe { log::error(server, log::WARNING, &group_warning(v)) };
-                }
+                // SAFETY: server is live during configuration.
+                unsafe { warn_group(server, &spec) };
                 options.application_group = Some(spec);
             }
             "callable-object" => options.callable_object = Some(callable_object(v)?),
@@ -212,22 +253,15 @@ unsafe fn script_alias(
     })
 }
 
-fn group_warning(v: &str) -> String {
-    format!(
-        "mod_wsgi_rs: application group '{v}' runs in the main interpreter (%{{GLOBAL}}): sub-interpreters are not supported by this version yet."
-    )
-}
-
-unsafe fn warn_group(cmd: *mut sys::cmd_parms, spec: &GroupSpec) {
+/// Until sub-interpreters exist, every group runs in the main interpreter.
+unsafe fn warn_group(server: *mut sys::server_rec, spec: &GroupSpec) {
     if !spec.is_global() {
-        // SAFETY: cmd and its server are live during configuration.
-        unsafe {
-            log::error(
-                (*cmd).server,
-                log::WARNING,
-                &group_warning(&format!("{spec:?}")),
-            )
-        };
+        let msg = format!(
+            "mod_wsgi_rs: application group '{}' runs in the main interpreter (%{{GLOBAL}}): sub-interpreters are not supported by this version yet.",
+            spec.describe()
+        );
+        // SAFETY: server is live during configuration.
+        unsafe { log::error(server, log::WARNING, &msg) };
     }
 }
 

@@ -22,8 +22,8 @@ impl GroupSpec {
             "%{SERVER}" => GroupSpec::Server,
             "%{RESOURCE}" => GroupSpec::Resource,
             "%{HOST}" => GroupSpec::Host,
-            v if v.starts_with("%{ENV:") && v.ends_with('}') && v.len() > 7 => {
-                GroupSpec::Env(v[6..v.len() - 1].to_string())
+            v if super::expand::env_name(v).is_some() => {
+                GroupSpec::Env(super::expand::env_name(v).unwrap_or_default().to_string())
             }
             v if v.contains("%{") => {
                 return Err(format!(
@@ -32,6 +32,18 @@ impl GroupSpec {
             }
             v => GroupSpec::Literal(v.to_string()),
         })
+    }
+
+    /// The name as configured, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            GroupSpec::Global => "%{GLOBAL}".into(),
+            GroupSpec::Server => "%{SERVER}".into(),
+            GroupSpec::Resource => "%{RESOURCE}".into(),
+            GroupSpec::Host => "%{HOST}".into(),
+            GroupSpec::Env(n) => format!("%{{ENV:{n}}}"),
+            GroupSpec::Literal(n) => n.clone(),
+        }
     }
 
     pub fn is_global(&self) -> bool {

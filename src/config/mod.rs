@@ -1,10 +1,11 @@
 //! Module configuration: per-server (aliases, Python settings) and per-directory
 //! (callable, groups, flags) records, created and merged for Apache.
 
-pub mod alias;
-pub mod directives;
-pub mod group;
-pub mod python;
+pub(crate) mod alias;
+pub(crate) mod directives;
+pub(crate) mod expand;
+pub(crate) mod group;
+pub(crate) mod python;
 
 pub use alias::{AliasOptions, ScriptAlias};
 pub use group::GroupSpec;

@@ -79,29 +79,33 @@ class FileWrapper:
 class _LogBuffer(io.RawIOBase):
     """The .buffer of a Log: bytes are decoded as UTF-8 and logged."""
 
-    def __init__(self, stream):
-        self._stream = stream
+    def __init__(self, log):
+        self._log = log
 
     def writable(self):
         return True
 
     def write(self, b):
         data = bytes(b)
-        _rs_log_write(self._stream, data.decode('utf-8', 'backslashreplace'))
+        self._log.write(data.decode('utf-8', 'backslashreplace'))
         return len(data)
 
 
-class Log(io.TextIOBase):
-    """wsgi.errors, sys.stdout and sys.stderr: each line becomes an error-log
-    entry, tagged with the client address while a request is being served."""
+class Log:
+    """wsgi.errors (one per request, ``ctx`` is the request) and sys.stdout /
+    sys.stderr (``ctx`` is None): each line becomes an error-log entry.
+    Not an io.IOBase: its __del__ would flush every request's object as it
+    is freed (and complain once the request is over)."""
 
+    __slots__ = ('_ctx', '_stream', '_name')
     encoding = 'utf-8'
     errors = 'backslashreplace'
+    closed = False
 
-    def __init__(self, stream, name):
+    def __init__(self, ctx, stream, name):
+        self._ctx = ctx
         self._stream = stream
         self._name = name
-        self._buffer = _LogBuffer(stream)
 
     @property
     def name(self):
@@ -109,10 +113,16 @@ class Log(io.TextIOBase):
 
     @property
     def buffer(self):
-        return self._buffer
+        return _LogBuffer(self)
 
     def writable(self):
         return True
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
 
     def isatty(self):
         return False
@@ -120,7 +130,7 @@ class Log(io.TextIOBase):
     def write(self, s):
         if not isinstance(s, str):
             raise TypeError('write() argument must be str, not %s' % type(s).__name__)
-        _rs_log_write(self._stream, s)
+        _rs_log_write(self._ctx, self._stream, s)
         return len(s)
 
     def writelines(self, lines):
@@ -128,7 +138,7 @@ class Log(io.TextIOBase):
             self.write(line)
 
     def flush(self):
-        _rs_log_flush(self._stream)
+        _rs_log_flush(self._ctx, self._stream)
 
     def close(self):
         # Never really closed: a closed sys.stderr would lose later errors.

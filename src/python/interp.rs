@@ -5,61 +5,64 @@
 //! Code then enters pyo3 through a per-interpreter trampoline function, so
 //! pyo3 counts the thread as attached and never calls `PyGILState_Ensure`
 //! (which deadlocks on Python <= 3.11 once sub-interpreters exist).
+//!
+//! The trampoline is a Python function object, so applications can find it
+//! (`gc.get_objects()`) and call it. It takes no argument: the code to run
+//! is parked in a thread-local slot by `Interp::run` just before the call and
+//! taken out on entry, so any other call finds the slot empty and does nothing.
 use super::objects::InterpObjects;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::ffi::c_void;
 use std::sync::OnceLock;
 
 pub struct Interp {
-    /// Application group name ("" is the main interpreter).
-    pub name: String,
     state: *mut ffi::PyInterpreterState,
     /// Owned reference to this interpreter's trampoline function.
     enter: *mut ffi::PyObject,
     objects: OnceLock<InterpObjects>,
 }
 
-// SAFETY: the raw pointers and Python objects are only dereferenced by a
-// thread that holds this interpreter's GIL (inside `Interp::run`).
+// SAFETY: `state` and `enter` are only used by a thread holding this
+// interpreter's GIL (inside `Interp::run`); `objects` holds Python objects
+// that are only touched with the GIL held (their `Py` handles are Send/Sync).
 unsafe impl Send for Interp {}
 unsafe impl Sync for Interp {}
 
 static MAIN: OnceLock<&'static Interp> = OnceLock::new();
 
+/// The code `Interp::run` hands to its trampoline (lifetime erased).
+type Thunk = &'static mut dyn FnMut(Python<'_>);
+
 thread_local! {
     /// This thread's state for each interpreter it has run code in.
     static TSTATES: RefCell<Vec<(usize, *mut ffi::PyThreadState)>> = const { RefCell::new(Vec::new()) };
-    /// The interpreter whose code this thread is running, if any.
-    static CURRENT: Cell<Option<&'static Interp>> = const { Cell::new(None) };
+    /// The code `Interp::run` wants the trampoline to run: a pointer to a
+    /// `&mut dyn FnMut(Python)` on `run`'s stack, set only during its call.
+    static THUNK: Cell<Option<*mut Thunk>> = const { Cell::new(None) };
 }
 
-/// Entered by every `Interp::run`; the argument is a pointer to a
-/// `&mut dyn FnMut(Python)` on the caller's stack.
+/// The trampoline entered by every `Interp::run`.
 #[pyfunction]
-fn _wsgi_rs_enter(py: Python<'_>, thunk: usize) {
-    // SAFETY: `run` passes the address of a live `&mut dyn FnMut(Python)` and
-    // waits for this call to return before the closure goes out of scope.
-    let f = unsafe { &mut *(thunk as *mut &mut dyn FnMut(Python<'_>)) };
-    f(py)
+fn _wsgi_rs_enter(py: Python<'_>) -> PyResult<()> {
+    let Some(thunk) = THUNK.with(Cell::take) else {
+        return Err(PyRuntimeError::new_err(
+            "_wsgi_rs_enter is internal to mod_wsgi_rs",
+        ));
+    };
+    // SAFETY: `run` parked a pointer to its live closure in this thread's slot
+    // and waits for this call to return before the closure goes out of scope;
+    // `take` emptied the slot, so the closure runs at most once.
+    let f = unsafe { &mut *thunk };
+    f(py);
+    Ok(())
 }
 
 impl Interp {
     /// The main interpreter, set up once Python is initialised.
     pub fn main() -> Option<&'static Interp> {
         MAIN.get().copied()
-    }
-
-    /// The interpreter for an application group. Until sub-interpreters land,
-    /// every group runs in the main interpreter.
-    pub fn for_group(_group: &str) -> Option<&'static Interp> {
-        Self::main()
-    }
-
-    /// The interpreter whose code the calling thread is running.
-    pub fn current() -> Option<&'static Interp> {
-        CURRENT.with(|c| c.get())
     }
 
     /// Registers the main interpreter. Must run on the thread that initialised
@@ -79,7 +82,6 @@ impl Interp {
             (ffi::PyThreadState_GetInterpreter(ts), f.into_ptr())
         };
         let interp: &'static Interp = Box::leak(Box::new(Interp {
-            name: String::new(),
             state,
             enter,
             objects: OnceLock::new(),
@@ -122,37 +124,32 @@ impl Interp {
     /// panic is reported as a Python exception on stderr, i.e. the error log).
     pub fn run<R>(&'static self, f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
         let ts = self.thread_state();
-        let outer = CURRENT.with(|c| c.replace(Some(self)));
-        assert!(outer.is_none(), "Interp::run is not re-entrant");
         let mut f = Some(f);
         let mut out = None;
-        {
-            let mut call = |py: Python<'_>| out = Some((f.take().expect("called once"))(py));
-            let mut dynf: &mut dyn FnMut(Python<'_>) = &mut call;
-            // SAFETY: `ts` belongs to this thread and interpreter and is not
-            // current anywhere; after RestoreThread we hold the GIL and may call
-            // the C API. `dynf` outlives the call that uses its address.
-            // SAFETY: see above: our own thread state, not current elsewhere.
-            unsafe {
-                ffi::PyEval_RestoreThread(ts);
-                let arg = ffi::PyLong_FromVoidPtr(
-                    &mut dynf as *mut &mut dyn FnMut(Python<'_>) as *mut c_void,
-                );
-                let res = if arg.is_null() {
-                    arg
-                } else {
-                    ffi::PyObject_CallOneArg(self.enter, arg)
-                };
-                if res.is_null() {
-                    ffi::PyErr_Print();
-                } else {
-                    ffi::Py_DecRef(res);
-                }
-                ffi::Py_DecRef(arg);
-                ffi::PyEval_SaveThread();
+        let mut call = |py: Python<'_>| {
+            if let Some(f) = f.take() {
+                out = Some(f(py));
             }
+        };
+        let dynf: &mut dyn FnMut(Python<'_>) = &mut call;
+        // SAFETY: only the lifetime is erased; the slot is emptied (by the
+        // trampoline, or below) before `call` goes out of scope.
+        let mut dynf: &'static mut dyn FnMut(Python<'_>) = unsafe { std::mem::transmute(dynf) };
+        // SAFETY: `ts` belongs to this thread and interpreter and is not
+        // current anywhere; after RestoreThread we hold the GIL and may call
+        // the C API; SaveThread releases it again.
+        unsafe {
+            ffi::PyEval_RestoreThread(ts);
+            let outer = THUNK.with(|t| t.replace(Some(&mut dynf)));
+            let res = ffi::PyObject_CallNoArgs(self.enter);
+            THUNK.with(|t| t.set(outer));
+            if res.is_null() {
+                ffi::PyErr_Print();
+            } else {
+                ffi::Py_DecRef(res);
+            }
+            ffi::PyEval_SaveThread();
         }
-        CURRENT.with(|c| c.set(None));
         out
     }
 }

@@ -1,79 +1,149 @@
-//! Python output (wsgi.errors, sys.stdout, sys.stderr) → Apache's error log,
-//! one entry per line. While a request is served on this thread, entries go
-//! through ap_log_rerror and carry the client address, as with mod_wsgi.
-use crate::apache::{log, sys};
+//! Python output → the error log, one entry per line, always written with
+//! the GIL released (a piped or slow ErrorLog must not stall Python).
+//!
+//! - `wsgi.errors` is one object per request: it logs in the request's
+//!   context and raises once the request is over, as mod_wsgi's does.
+//! - `sys.stdout`/`sys.stderr` are process-wide: their lines carry the
+//!   request's context when written by the thread serving a request.
+use crate::apache::log;
+use crate::wsgi::exchange::Exchange;
+use crate::wsgi::transport::Level;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::sync::Arc;
 
 thread_local! {
-    /// Partial (not yet newline-terminated) output per stream on this thread.
-    static PENDING: RefCell<[String; 3]> = const { RefCell::new([String::new(), String::new(), String::new()]) };
-    static REQUEST: Cell<*const sys::request_rec> = const { Cell::new(std::ptr::null()) };
+    /// Partial (not yet newline-terminated) stdout/stderr text of this thread.
+    static PENDING: RefCell<[String; 2]> = const { RefCell::new([String::new(), String::new()]) };
+    /// The request this thread is serving, if any.
+    static CURRENT: RefCell<Option<Arc<Exchange>>> = const { RefCell::new(None) };
 }
 
-/// Marks `r` as the request this thread is serving (NULL when done).
-pub fn set_request(r: *const sys::request_rec) {
-    if r.is_null() {
-        flush_all();
-    }
-    REQUEST.with(|c| c.set(r));
-}
-
-fn emit_at(level: i32, line: &str) {
-    let r = REQUEST.with(|c| c.get());
-    // SAFETY: REQUEST is only non-NULL while the handler for `r` runs on this thread.
-    unsafe {
-        if r.is_null() {
-            log::error(std::ptr::null(), level, line)
-        } else {
-            log::rerror(r, level, line)
+/// Marks the request this thread serves (None when it is done, after the
+/// thread's partial lines were written out in its context).
+pub fn set_current(py: Python<'_>, ex: Option<Arc<Exchange>>) {
+    if ex.is_none() {
+        for s in 0..2 {
+            flush_stream(py, s);
         }
     }
+    CURRENT.with(|c| *c.borrow_mut() = ex);
 }
 
-fn emit(line: &str) {
-    emit_at(log::ERR, line)
+/// Writes lines in this thread's request context, or the server's.
+fn emit(py: Python<'_>, level: Level, lines: &[&str]) {
+    match CURRENT.with(|c| c.borrow().clone()) {
+        Some(ex) => ex.log_lines(py, level, lines),
+        None => py.detach(|| lines.iter().for_each(|l| log::server(level, l))),
+    }
+}
+
+/// Appends `text` to `pending` and returns the complete lines it ended.
+fn complete_lines(pending: &mut String, text: &str) -> Option<String> {
+    pending.push_str(text);
+    let last_nl = pending.rfind('\n')?;
+    let rest = pending.split_off(last_nl + 1);
+    let mut done = std::mem::replace(pending, rest);
+    done.pop();
+    Some(done)
+}
+
+fn stream_index(stream: u8) -> usize {
+    usize::from(stream).min(1)
+}
+
+fn flush_stream(py: Python<'_>, stream: u8) {
+    let text = PENDING.with(|p| std::mem::take(&mut p.borrow_mut()[stream_index(stream)]));
+    if !text.is_empty() {
+        emit(py, Level::Error, &[&text]);
+    }
+}
+
+fn expired() -> PyErr {
+    PyRuntimeError::new_err("log object has expired")
+}
+
+/// Log.write(): `ctx` is the request's capsule for wsgi.errors, None for
+/// sys.stdout (stream 0) and sys.stderr (stream 1).
+#[pyfunction]
+pub fn _rs_log_write(
+    py: Python<'_>,
+    ctx: &Bound<'_, PyAny>,
+    stream: u8,
+    text: &Bound<'_, PyString>,
+) -> PyResult<()> {
+    let text = text.to_string_lossy();
+    if ctx.is_none() {
+        let done =
+            PENDING.with(|p| complete_lines(&mut p.borrow_mut()[stream_index(stream)], &text));
+        if let Some(done) = done {
+            emit(py, Level::Error, &done.split('\n').collect::<Vec<_>>());
+        }
+        return Ok(());
+    }
+    let ex = Exchange::from_capsule(ctx)?;
+    let done = {
+        let mut inner = ex.lock_py(py);
+        if inner.transport().is_none() {
+            return Err(expired());
+        }
+        complete_lines(&mut inner.errors_line, &text)
+    };
+    if let Some(done) = done {
+        ex.log_lines(py, Level::Error, &done.split('\n').collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
+#[pyfunction]
+pub fn _rs_log_flush(py: Python<'_>, ctx: &Bound<'_, PyAny>, stream: u8) -> PyResult<()> {
+    if ctx.is_none() {
+        flush_stream(py, stream);
+        return Ok(());
+    }
+    let ex = Exchange::from_capsule(ctx)?;
+    let text = {
+        let mut inner = ex.lock_py(py);
+        if inner.transport().is_none() {
+            return Err(expired());
+        }
+        std::mem::take(&mut inner.errors_line)
+    };
+    if !text.is_empty() {
+        ex.log_lines(py, Level::Error, &[&text]);
+    }
+    Ok(())
 }
 
 /// A message of the module's own at info level (script loading, as mod_wsgi logs it).
 #[pyfunction]
-pub fn _rs_log_info(text: &Bound<'_, PyString>) {
-    emit_at(log::INFO, &text.to_string_lossy());
+pub fn _rs_log_info(py: Python<'_>, text: &Bound<'_, PyString>) {
+    emit(py, Level::Info, &[&text.to_string_lossy()]);
 }
 
-fn stream_index(stream: u8) -> usize {
-    (stream as usize).min(2)
+/// Logs a Python error's text (a traceback) line by line, after `first`.
+pub fn log_error_text(py: Python<'_>, first: &[String], text: &str) {
+    let mut lines: Vec<&str> = first.iter().map(String::as_str).collect();
+    lines.extend(text.trim_end_matches('\n').split('\n'));
+    emit(py, Level::Error, &lines);
 }
 
-#[pyfunction]
-pub fn _rs_log_write(stream: u8, text: &Bound<'_, PyString>) {
-    let text = text.to_string_lossy();
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        let buf = &mut p[stream_index(stream)];
-        buf.push_str(&text);
-        if let Some(last_nl) = buf.rfind('\n') {
-            let rest = buf.split_off(last_nl + 1);
-            for line in buf.trim_end_matches('\n').split('\n') {
-                emit(line);
-            }
-            *buf = rest;
-        }
-    });
-}
+#[cfg(test)]
+mod tests {
+    use super::complete_lines;
 
-#[pyfunction]
-pub fn _rs_log_flush(stream: u8) {
-    let text = PENDING.with(|p| std::mem::take(&mut p.borrow_mut()[stream_index(stream)]));
-    if !text.is_empty() {
-        emit(&text);
-    }
-}
-
-/// Writes out every stream's partial line (end of request, shutdown).
-pub fn flush_all() {
-    for s in 0..3 {
-        _rs_log_flush(s);
+    #[test]
+    fn lines_are_cut_at_newlines() {
+        let mut p = String::new();
+        assert_eq!(complete_lines(&mut p, "par"), None);
+        assert_eq!(
+            complete_lines(&mut p, "tial\nnext\nra").as_deref(),
+            Some("partial\nnext")
+        );
+        assert_eq!(p, "ra");
+        assert_eq!(complete_lines(&mut p, "\n").as_deref(), Some("ra"));
+        assert_eq!(p, "");
     }
 }

@@ -1,8 +1,8 @@
 //! CPython embedding: process-wide start-up (runtime), interpreters and their
 //! per-thread states (interp), and the objects each interpreter keeps (objects).
 
-pub mod embedded;
-pub mod interp;
-pub mod logging;
-pub mod objects;
-pub mod runtime;
+pub(crate) mod interp;
+pub(crate) mod logging;
+pub(crate) mod objects;
+pub(crate) mod runtime;
+pub(crate) mod text;

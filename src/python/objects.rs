@@ -1,11 +1,12 @@
 //! The Python objects one interpreter keeps for serving requests: the helper
 //! module (also importable as `mod_wsgi`), the constant part of the environ,
 //! interned environ keys and the cache of loaded WSGI scripts.
-use crate::wsgi::{input, response};
+use crate::wsgi::head::Key;
+use crate::wsgi::{input, start_response};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// Process facts that the environ and the `mod_wsgi` module report.
 pub struct ProcessInfo {
@@ -22,83 +23,39 @@ pub struct ProcessInfo {
     pub build_date: String,
 }
 
-macro_rules! keys {
-    ($($field:ident = $name:literal),* $(,)?) => {
-        /// Interned environ keys of one interpreter.
-        pub struct Keys { $(pub $field: Py<PyString>,)* }
-        impl Keys {
-            fn new(py: Python<'_>) -> Keys {
-                Keys { $($field: PyString::intern(py, $name).unbind(),)* }
-            }
-        }
-    };
-}
-
-keys! {
-    request_method = "REQUEST_METHOD",
-    script_name = "SCRIPT_NAME",
-    path_info = "PATH_INFO",
-    query_string = "QUERY_STRING",
-    content_type = "CONTENT_TYPE",
-    content_length = "CONTENT_LENGTH",
-    server_name = "SERVER_NAME",
-    server_port = "SERVER_PORT",
-    server_addr = "SERVER_ADDR",
-    server_admin = "SERVER_ADMIN",
-    server_protocol = "SERVER_PROTOCOL",
-    remote_addr = "REMOTE_ADDR",
-    remote_port = "REMOTE_PORT",
-    remote_user = "REMOTE_USER",
-    auth_type = "AUTH_TYPE",
-    request_uri = "REQUEST_URI",
-    request_scheme = "REQUEST_SCHEME",
-    document_root = "DOCUMENT_ROOT",
-    context_prefix = "CONTEXT_PREFIX",
-    context_document_root = "CONTEXT_DOCUMENT_ROOT",
-    script_filename = "SCRIPT_FILENAME",
-    redirect_url = "REDIRECT_URL",
-    redirect_query_string = "REDIRECT_QUERY_STRING",
-    url_scheme = "wsgi.url_scheme",
-    input = "wsgi.input",
-    callable_object = "mod_wsgi.callable_object",
-    request_handler = "mod_wsgi.request_handler",
-    script_reloading = "mod_wsgi.script_reloading",
-    listener_host = "mod_wsgi.listener_host",
-    listener_port = "mod_wsgi.listener_port",
-    request_start = "mod_wsgi.request_start",
-    script_start = "mod_wsgi.script_start",
-    mw_script_name = "mod_wsgi.script_name",
-    mw_path_info = "mod_wsgi.path_info",
-    request_id = "mod_wsgi.request_id",
-    connection_id = "mod_wsgi.connection_id",
-    thread_id = "mod_wsgi.thread_id",
-    thread_requests = "mod_wsgi.thread_requests",
-    total_requests = "mod_wsgi.total_requests",
-    http = "http",
-    https = "https",
-    empty = "",
-}
-
 /// A loaded WSGI script module and the file mtime it was loaded from.
 pub struct Script {
     pub module: Py<PyAny>,
     pub mtime: i64,
 }
 
+/// Variable names (`HTTP_*` and others) interned per interpreter, at most.
+const OTHER_KEYS_MAX: usize = 256;
+
+/// The objects one interpreter keeps. The mutexes guard plain map operations
+/// only: no Python code runs (and the GIL is never released) while one is
+/// held, so holding the GIL while waiting for them cannot deadlock.
 pub struct InterpObjects {
     pub module: Py<PyModule>,
     pub input_type: Py<PyAny>,
+    pub log_type: Py<PyAny>,
     pub file_wrapper: Py<PyAny>,
     pub start_response: Py<PyAny>,
+    pub write: Py<PyAny>,
     pub partial: Py<PyAny>,
     pub load_script: Py<PyAny>,
     pub format_exception: Py<PyAny>,
     pub base_environ: Py<PyDict>,
-    pub keys: Keys,
-    /// Script path → module. Only used with this interpreter's GIL held.
-    pub scripts: Mutex<HashMap<String, Script>>,
-    /// Raw request header name → "HTTP_..." key, bounded in size.
-    pub header_keys: Mutex<HashMap<Box<[u8]>, Py<PyString>>>,
+    /// Interned known keys, indexed by `Key as usize`.
+    keys: Vec<Py<PyString>>,
+    /// Other variable names seen in requests → interned str, bounded.
+    other_keys: Mutex<HashMap<Box<[u8]>, Py<PyString>>>,
+    /// Script path → module.
+    scripts: Mutex<HashMap<String, Script>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 const HELPERS: &std::ffi::CStr =
@@ -151,13 +108,18 @@ impl InterpObjects {
     /// `mod_wsgi` and `mod_wsgi_rs` in `sys.modules`.
     pub fn new(py: Python<'_>, group: &str, info: &ProcessInfo) -> PyResult<InterpObjects> {
         let module = PyModule::from_code(py, HELPERS, c"<mod_wsgi_rs helpers>", c"mod_wsgi_rs")?;
-        module.add_function(wrap_pyfunction!(input::_rs_input_read, &module)?)?;
-        module.add_function(wrap_pyfunction!(input::_rs_input_readline, &module)?)?;
-        module.add_function(wrap_pyfunction!(super::logging::_rs_log_write, &module)?)?;
-        module.add_function(wrap_pyfunction!(super::logging::_rs_log_flush, &module)?)?;
-        module.add_function(wrap_pyfunction!(super::logging::_rs_log_info, &module)?)?;
-        let start_response = wrap_pyfunction!(response::_rs_start_response, &module)?;
-        module.add_function(wrap_pyfunction!(response::_rs_write, &module)?)?;
+        // setattr, not add_function: that interns `__name__` through a
+        // process-wide cache (pyo3's intern!), which sub-interpreters must not share.
+        let add = |f: Bound<'_, pyo3::types::PyCFunction>| -> PyResult<()> {
+            module.setattr(f.getattr("__name__")?.cast_into::<PyString>()?, f)
+        };
+        add(wrap_pyfunction!(input::_rs_input_read, &module)?)?;
+        add(wrap_pyfunction!(input::_rs_input_readline, &module)?)?;
+        add(wrap_pyfunction!(super::logging::_rs_log_write, &module)?)?;
+        add(wrap_pyfunction!(super::logging::_rs_log_flush, &module)?)?;
+        add(wrap_pyfunction!(super::logging::_rs_log_info, &module)?)?;
+        let start_response = wrap_pyfunction!(start_response::_rs_start_response, &module)?;
+        let write = wrap_pyfunction!(start_response::_rs_write, &module)?;
         module.setattr("application_group", group)?;
         module.setattr("maximum_processes", info.max_processes)?;
         module.setattr("threads_per_process", info.threads_per_process)?;
@@ -166,7 +128,6 @@ impl InterpObjects {
         sys_modules.set_item("mod_wsgi", &module)?;
         sys_modules.set_item("apache", apache_module(py, info)?)?;
 
-        let errors = module.getattr("Log")?.call1((0u8, "<wsgi.errors>"))?;
         let file_wrapper = module.getattr("FileWrapper")?;
         let base = PyDict::new(py);
         base.set_item("wsgi.version", (1, 0))?;
@@ -174,7 +135,6 @@ impl InterpObjects {
         base.set_item("wsgi.multiprocess", info.multiprocess)?;
         base.set_item("wsgi.run_once", false)?;
         base.set_item("wsgi.input_terminated", true)?;
-        base.set_item("wsgi.errors", &errors)?;
         base.set_item("wsgi.file_wrapper", &file_wrapper)?;
         base.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
         base.set_item("SERVER_SOFTWARE", &info.server_software)?;
@@ -186,19 +146,69 @@ impl InterpObjects {
         base.set_item("mod_wsgi.ignore_activity", "0")?;
         base.set_item("apache.version", apache_version(py)?)?;
 
+        let keys = Key::ALL
+            .iter()
+            .map(|k| PyString::intern(py, k.name()).unbind())
+            .collect();
         Ok(InterpObjects {
             input_type: module.getattr("Input")?.unbind(),
+            log_type: module.getattr("Log")?.unbind(),
             file_wrapper: file_wrapper.unbind(),
             start_response: start_response.into_any().unbind(),
+            write: write.into_any().unbind(),
             partial: py.import("functools")?.getattr("partial")?.unbind(),
             load_script: module.getattr("load_script")?.unbind(),
             format_exception: module.getattr("format_exception")?.unbind(),
             base_environ: base.unbind(),
-            keys: Keys::new(py),
+            keys,
+            other_keys: Mutex::new(HashMap::new()),
             scripts: Mutex::new(HashMap::new()),
-            header_keys: Mutex::new(HashMap::new()),
             module: module.unbind(),
         })
+    }
+
+    /// The interned str of a known environ key.
+    pub fn key<'py>(&self, py: Python<'py>, k: Key) -> &Bound<'py, PyString> {
+        self.keys[k as usize].bind(py)
+    }
+
+    /// The str for another variable name, interned and cached (bounded).
+    pub fn other_key<'py>(&self, py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if let Some(k) = locked(&self.other_keys).get(name) {
+            return Ok(k.bind(py).clone());
+        }
+        let key = crate::python::text::str_from_latin1(py, name)?;
+        // SAFETY: interning in place needs an owned reference to a str,
+        // which `key` is; the C call replaces it with the interned one.
+        let key = unsafe {
+            let mut p = key.into_ptr();
+            pyo3::ffi::PyUnicode_InternInPlace(&mut p);
+            Bound::from_owned_ptr(py, p).cast_into_unchecked::<PyString>()
+        };
+        let mut cache = locked(&self.other_keys);
+        if cache.len() < OTHER_KEYS_MAX {
+            cache.insert(name.into(), key.clone().unbind());
+        }
+        Ok(key)
+    }
+
+    /// A loaded script module, if its mtime is `mtime` (or any, if None).
+    pub fn cached_script<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        mtime: Option<i64>,
+    ) -> Option<Bound<'py, PyAny>> {
+        let scripts = locked(&self.scripts);
+        let s = scripts.get(path)?;
+        (mtime.is_none() || mtime == Some(s.mtime)).then(|| s.module.bind(py).clone())
+    }
+
+    /// Remembers a loaded script module.
+    pub fn cache_script(&self, path: &str, module: Py<PyAny>, mtime: i64) {
+        let old = locked(&self.scripts).insert(path.to_string(), Script { module, mtime });
+        // Dropped after the lock is released: the decref may run Python code.
+        drop(old);
     }
 
     /// The text of an exception with its traceback, for the error log.

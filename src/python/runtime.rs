@@ -117,8 +117,8 @@ fn start(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp
 fn install_streams(py: Python<'_>, objects: &InterpObjects) -> PyResult<()> {
     let sys = py.import("sys")?;
     let log = objects.module.bind(py).getattr("Log")?;
-    sys.setattr("stdout", log.call1((1u8, "<stdout>"))?)?;
-    sys.setattr("stderr", log.call1((2u8, "<stderr>"))?)?;
+    sys.setattr("stdout", log.call1((py.None(), 0u8, "<stdout>"))?)?;
+    sys.setattr("stderr", log.call1((py.None(), 1u8, "<stderr>"))?)?;
     Ok(())
 }
 

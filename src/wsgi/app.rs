@@ -1,22 +1,40 @@
-//! One request through the WSGI application (runs with the GIL held; every
-//! blocking Apache call inside releases it).
-use super::environ::{self, RequestInfo};
+//! One request through the WSGI application, on any transport: load the
+//! script, build the environ, call the application, send its iterable and
+//! always call close(). Runs with the GIL held; every blocking step releases
+//! it.
+use super::environ;
+use super::exchange::Exchange;
 use super::filewrapper;
-use super::request::{lock, RequestCtx};
-use super::response::{send_detached, SendError};
+use super::head::RequestHead;
+use super::output::SendError;
 use super::script;
-use crate::apache::{brigade::Brigade, log, sys};
-use crate::python::interp::Interp;
+use super::start_response::send_blocks;
+use super::transport::{Ending, Level};
 use crate::python::logging;
 use crate::python::objects::InterpObjects;
+use crate::python::text::type_name;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::sync::Arc;
 
-/// Why the response could not be completed normally.
+/// Lists and tuples up to this size are copied and ended without releasing
+/// the GIL (the transport finishes sending once the GIL is released for
+/// good); larger ones are sent without copying, with the GIL released.
+const STAGE_MAX: usize = 256 * 1024;
+
+/// What the transport answers when the application produced no response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoResponse {
+    /// The script has no such callable (mod_wsgi's WSGI0089).
+    NotFound,
+    /// The script or the application failed before its response started.
+    Error,
+}
+
+/// Why the body could not be completed normally.
 enum Failure {
-    /// Python raised (the app, its iterable, close(), or our validation).
+    /// Python raised (the app, its iterable, or our checks).
     Error(PyErr),
     ClientGone,
 }
@@ -30,259 +48,172 @@ impl From<PyErr> for Failure {
 impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
-            SendError::ClientGone => Failure::ClientGone,
             SendError::NotStarted => Failure::Error(PyRuntimeError::new_err(
                 "the application returned a response without calling start_response()",
             )),
-            SendError::Finished => Failure::ClientGone,
+            SendError::ClientGone | SendError::Finished => Failure::ClientGone,
         }
     }
 }
 
-/// Lists and tuples up to this size are copied into the brigade and passed
-/// after the GIL is released (one GIL acquisition per request); larger ones
-/// are passed without copying, with the GIL released meanwhile.
-const STAGE_MAX: usize = 256 * 1024;
-
-/// What Python left to do for a request: the handler status and, maybe, the
-/// end of the response, to pass once the GIL is released.
-pub struct Served {
-    status: i32,
-    staged: Option<Brigade>,
+/// Serves the request that `ex` carries. Ok: a response was produced (maybe
+/// staged in the transport, or cut short by an error after it started).
+pub fn serve(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoResponse> {
+    logging::set_current(py, Some(ex.clone()));
+    let result = run(py, ex, head);
+    logging::set_current(py, None);
+    result
 }
 
-impl Served {
-    /// Passes the staged end of the response (call without the GIL); returns
-    /// the handler status.
-    ///
-    /// # Safety
-    /// `r` must be the live request that was served.
-    pub unsafe fn complete(self, r: *mut sys::request_rec, script: &str) -> i32 {
-        if let Some(mut bb) = self.staged {
-            if !bb.pass() {
-                // SAFETY: r is live (caller's contract).
-                unsafe { log_client_gone(r, script) };
-            }
-        }
-        self.status
-    }
-}
-
-/// Serves `r` with the application in `info.script`.
-///
-/// # Safety
-/// `r` must be the live request being handled on this thread.
-pub unsafe fn serve(
-    py: Python<'_>,
-    interp: &'static Interp,
-    r: *mut sys::request_rec,
-    info: &RequestInfo,
-    mtime: i64,
-) -> Served {
-    let objs = interp.objects();
-    // SAFETY: r is live until we return; the guard detaches the context.
-    let ctx = unsafe { RequestCtx::new(r, &info.script) };
-    let guard = Detach(ctx.clone());
-    logging::set_request(r);
-    // SAFETY: r is live for the whole handler call.
-    let status = match unsafe { run(py, objs, &ctx, r, info, mtime) } {
-        Ok(()) => sys::OK,
-        Err(e) => e,
-    };
-    let staged = lock(&ctx.output).take_staged();
-    drop(guard);
-    Served { status, staged }
-}
-
-/// Ends a request's link to Apache when dropped, also when a panic unwinds:
-/// Python objects the application kept (wsgi.input, write) must never reach
-/// a finished request.
-struct Detach(Arc<RequestCtx>);
-
-impl Drop for Detach {
-    fn drop(&mut self) {
-        self.0.finish();
-        logging::set_request(std::ptr::null());
-    }
-}
-
-unsafe fn run(
+/// Logs an exception with its traceback, after `first` lines.
+fn log_exception(
     py: Python<'_>,
     objs: &InterpObjects,
-    ctx: &Arc<RequestCtx>,
-    r: *mut sys::request_rec,
-    info: &RequestInfo,
-    mtime: i64,
-) -> Result<(), i32> {
-    let log_error = |err: &PyErr, first: Option<&str>| {
-        // SAFETY: r is live for the whole request.
-        unsafe {
-            if let Some(m) = first {
-                log::rerror(r, log::ERR, m);
-            }
-            log::rerror(
-                r,
-                log::ERR,
-                &format!(
-                    "Exception occurred processing WSGI script '{}'.",
-                    info.script
-                ),
-            );
-            log::lines(r, log::ERR, &objs.format(py, err));
-        }
-    };
+    script: &str,
+    err: &PyErr,
+    first: &[String],
+) {
+    let mut lines = first.to_vec();
+    lines.push(format!(
+        "Exception occurred processing WSGI script '{script}'."
+    ));
+    logging::log_error_text(py, &lines, &objs.format(py, err));
+}
 
-    let module =
-        script::module(py, objs, &info.script, mtime, info.script_reloading).map_err(|e| {
-            log_error(
-                &e,
-                Some(&format!(
-                    "Failed to exec Python script file '{}'.",
-                    info.script
-                )),
-            );
-            sys::HTTP_INTERNAL_SERVER_ERROR
-        })?;
-    let app = module.getattr(info.callable.as_str()).map_err(|_| {
-        // SAFETY: r is live.
-        unsafe {
-            log::rerror(
-                r,
-                log::ERR,
-                &format!(
-                    "Target WSGI script '{}' does not contain WSGI application '{}'.",
-                    info.script, info.callable
-                ),
-            )
-        };
-        // 404, as mod_wsgi answers (its WSGI0089).
-        sys::HTTP_NOT_FOUND
+fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoResponse> {
+    let objs = ex.interp.objects();
+    let target = &head.target;
+    let module = script::module(
+        py,
+        objs,
+        &target.script,
+        target.mtime,
+        target.script_reloading,
+    )
+    .map_err(|e| {
+        let first = format!("Failed to exec Python script file '{}'.", target.script);
+        log_exception(py, objs, &target.script, &e, &[first]);
+        NoResponse::Error
     })?;
-
-    let setup = || -> PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>)> {
-        // SAFETY: r is the live request on this thread.
-        let environ = unsafe { environ::build(py, objs, r, info)? };
-        let capsule = ctx.capsule(py)?;
-        environ.set_item(
-            objs.keys.input.bind(py),
-            objs.input_type.bind(py).call1((&capsule,))?,
-        )?;
+    let Ok(app) = module.getattr(target.callable.as_str()) else {
+        ex.log_lines(
+            py,
+            Level::Error,
+            &[&format!(
+                "Target WSGI script '{}' does not contain WSGI application '{}'.",
+                target.script, target.callable
+            )],
+        );
+        return Err(NoResponse::NotFound);
+    };
+    let call = || -> PyResult<Bound<'_, PyAny>> {
+        let capsule = ex.capsule(py)?;
+        let input = objs.input_type.bind(py).call1((&capsule,))?;
+        let errors = objs
+            .log_type
+            .bind(py)
+            .call1((&capsule, 0u8, "<wsgi.errors>"))?;
+        let environ = environ::build(py, objs, head, input, errors)?;
         let start_response = objs
             .partial
             .bind(py)
             .call1((objs.start_response.bind(py), &capsule))?;
-        Ok((environ.into_any(), start_response))
+        app.call1((environ, start_response))
     };
-    let (environ, start_response) = setup().map_err(|e| {
-        log_error(&e, None);
-        sys::HTTP_INTERNAL_SERVER_ERROR
-    })?;
-
-    let result = match app.call1((environ, start_response)) {
+    let result = match call() {
         Ok(result) => result,
-        Err(e) => return Err(fail(ctx, Failure::Error(e), &log_error)),
+        Err(e) => return fail(py, ex, Failure::Error(e)),
     };
-    let body = send_body(py, objs, ctx, &result);
+    let body = send_body(py, ex, objs, &result);
     // close() is always called: on success, on errors and on disconnects.
     let closed = match result.getattr_opt("close") {
         Ok(Some(close)) => close.call0().map(drop),
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
-    let outcome = body.and_then(|finished| {
-        closed?;
-        if !finished {
-            lock(&ctx.output).stage_final(&[])?;
+    match (body, closed) {
+        (Ok(ended), Ok(())) => finish(py, ex, ended),
+        // The whole body went out: complete the response, log the error.
+        (Ok(ended), Err(e)) => {
+            log_exception(py, objs, &target.script, &e, &[]);
+            finish(py, ex, ended)
         }
-        Ok(())
-    });
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(f) => Err(fail(ctx, f, &log_error)),
+        (Err(f), closed) => {
+            if let Err(e) = closed {
+                log_exception(py, objs, &target.script, &e, &[]);
+            }
+            fail(py, ex, f)
+        }
     }
 }
 
-/// Turns a failure into the handler's answer: 500 if nothing was sent yet,
-/// else a cut connection (the client must not mistake it for a full response).
-fn fail(ctx: &Arc<RequestCtx>, f: Failure, log_error: &dyn Fn(&PyErr, Option<&str>)) -> i32 {
+/// Ends the response after the iterable was exhausted.
+fn finish(py: Python<'_>, ex: &Arc<Exchange>, ended: bool) -> Result<(), NoResponse> {
+    if ended {
+        return Ok(());
+    }
+    end_staged(py, ex, &[])
+        .map_err(Failure::from)
+        .or_else(|f| fail(py, ex, f))
+}
+
+/// The last chunks and the end of the response, staged by the transport
+/// without blocking, so the GIL stays held.
+fn end_staged(py: Python<'_>, ex: &Exchange, chunks: &[&[u8]]) -> Result<(), SendError> {
+    let mut inner = ex.lock_py(py);
+    match inner.parts() {
+        (Some(t), _, output) => output.end(t, chunks, Ending::Staged),
+        (None, ..) => Err(SendError::Finished),
+    }
+}
+
+/// Turns a failure into the answer: a 500 if nothing went out yet, else a
+/// cut connection (the client must not mistake it for a full response).
+fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse> {
+    let script = ex.lock_py(py).output.script().to_string();
     match f {
         Failure::ClientGone => {
-            let out = lock(&ctx.output);
-            let r = out.request();
-            if !r.is_null() {
-                // SAFETY: r is live until the handler returns.
-                unsafe { log_client_gone(r, &out.script) };
-            }
-            sys::OK
+            let msg = format!(
+                "Client closed the connection while WSGI script '{script}' was responding."
+            );
+            ex.log_lines(py, Level::Info, &[&msg]);
+            Ok(())
         }
         Failure::Error(e) => {
-            // Formatting the traceback runs Python: not under the output lock.
-            log_error(&e, None);
-            let mut out = lock(&ctx.output);
-            if out.headers_sent {
-                out.abort();
-                sys::OK
-            } else {
-                sys::HTTP_INTERNAL_SERVER_ERROR
+            log_exception(py, ex.interp.objects(), &script, &e, &[]);
+            let mut inner = ex.lock_py(py);
+            match inner.parts() {
+                (Some(t), _, output) if output.headers_sent() => {
+                    output.abort(t);
+                    Ok(())
+                }
+                (None, ..) => Ok(()),
+                _ => Err(NoResponse::Error),
             }
         }
     }
-}
-
-/// # Safety
-/// `r` must be a live request.
-unsafe fn log_client_gone(r: *mut sys::request_rec, script: &str) {
-    // SAFETY: forwarded contract.
-    unsafe {
-        log::rerror(
-            r,
-            log::INFO,
-            &format!("Client closed the connection while WSGI script '{script}' was responding."),
-        )
-    };
 }
 
 fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
-    let ty = item
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default();
     PyTypeError::new_err(format!(
-        "sequence of byte string values expected, value of type {ty} found"
+        "sequence of byte string values expected, value of type {} found",
+        type_name(item)
     ))
 }
 
-/// Sends the response iterable. Ok(true) if EOS went out already.
+/// Sends the response iterable. Ok(true) if the response was ended already.
 fn send_body(
     py: Python<'_>,
+    ex: &Arc<Exchange>,
     objs: &InterpObjects,
-    ctx: &Arc<RequestCtx>,
     result: &Bound<'_, PyAny>,
 ) -> Result<bool, Failure> {
-    // Lists and tuples: everything in one brigade with EOS, so Apache can set
-    // Content-Length itself and keep the connection alive.
     if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
-        let items: Vec<Bound<'_, PyBytes>> = result
-            .try_iter()?
-            .map(|i| {
-                i.and_then(|i| {
-                    i.cast_into::<PyBytes>()
-                        .map_err(|e| not_bytes(e.into_inner().as_any()))
-                })
-            })
-            .collect::<PyResult<_>>()?;
-        let chunks: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
-        // close() of a list is a no-op, so ending the response before it is safe.
-        if chunks.iter().map(|c| c.len()).sum::<usize>() <= STAGE_MAX {
-            lock(&ctx.output).stage_final(&chunks)?;
-        } else {
-            send_detached(py, ctx, &chunks, false, true)?;
-        }
+        send_sequence(py, ex, result)?;
         return Ok(true);
     }
     if result.get_type().is(objs.file_wrapper.bind(py)) {
-        if let Some(res) = filewrapper::try_send(py, ctx, result) {
+        if let Some(res) = filewrapper::try_send(py, ex, result) {
             res?;
             return Ok(true);
         }
@@ -290,11 +221,40 @@ fn send_body(
     for item in result.try_iter()? {
         let item = item?;
         let bytes = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
-        let data = bytes.as_bytes();
-        if data.is_empty() {
-            continue;
+        if !bytes.as_bytes().is_empty() {
+            send_blocks(py, ex, &[bytes.as_bytes()])?;
         }
-        send_detached(py, ctx, &[data], true, false)?;
     }
     Ok(false)
+}
+
+/// Lists and tuples: everything at once and the end, so the transport can
+/// give the response a Content-Length and keep the connection alive.
+fn send_sequence(
+    py: Python<'_>,
+    ex: &Arc<Exchange>,
+    result: &Bound<'_, PyAny>,
+) -> Result<(), Failure> {
+    let items: Vec<Bound<'_, PyBytes>> = result
+        .try_iter()?
+        .map(|i| {
+            i.and_then(|i| {
+                i.cast_into::<PyBytes>()
+                    .map_err(|e| not_bytes(e.into_inner().as_any()))
+            })
+        })
+        .collect::<PyResult<_>>()?;
+    let chunks: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
+    // close() of a list is a no-op, so ending the response before it is safe.
+    if chunks.iter().map(|c| c.len()).sum::<usize>() <= STAGE_MAX {
+        return Ok(end_staged(py, ex, &chunks)?);
+    }
+    let sent = py.detach(|| {
+        let mut inner = ex.lock();
+        match inner.parts() {
+            (Some(t), _, output) => output.end(t, &chunks, Ending::Now),
+            (None, ..) => Err(SendError::Finished),
+        }
+    });
+    Ok(sent?)
 }

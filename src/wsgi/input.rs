@@ -1,137 +1,221 @@
-//! wsgi.input: the request body, read from Apache's input filters (which
-//! de-chunk and stop at Content-Length) with the GIL released.
-use super::request::{lock, RequestCtx};
-use crate::apache::sys;
+//! wsgi.input: the request body, read from the transport with the GIL
+//! released. Reads of a known size go straight into the bytes object that
+//! is returned (no zero-filling, no intermediate copy); readline() and
+//! unsized reads go through a buffer.
+use super::exchange::{Exchange, Inner};
+use super::transport::Transport;
 use pyo3::exceptions::PyOSError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::mem::MaybeUninit;
 
-/// Largest single read from Apache.
+/// Buffer growth step for readline() and unsized reads.
 const BLOCK: usize = 64 * 1024;
 
-pub struct InputState {
-    r: *mut sys::request_rec,
+/// Reads whose result could be larger than this go through a growing buffer
+/// instead of a bytes object of the largest possible size: read(10**9) on a
+/// small body, or a client announcing a huge Content-Length and sending
+/// nothing, must not allocate that much up front.
+const PREALLOC_MAX: usize = 4 << 20;
+
+const ERR_PREFIX: &str = "mod_wsgi request data read error: ";
+
+#[derive(Default)]
+pub struct InputBuffer {
     buf: Vec<u8>,
     pos: usize,
     eof: bool,
     failed: bool,
+    /// Body bytes not yet read from the transport, when the length is known.
+    unread: Option<u64>,
 }
 
-impl InputState {
-    /// # Safety
-    /// `r` must stay live until `detach` is called.
-    pub unsafe fn new(r: *mut sys::request_rec) -> InputState {
-        InputState {
-            r,
-            buf: Vec::new(),
-            pos: 0,
-            eof: false,
-            failed: false,
+impl InputBuffer {
+    pub fn new(body_length: Option<u64>) -> InputBuffer {
+        InputBuffer {
+            unread: body_length,
+            ..Default::default()
         }
     }
 
-    pub fn detach(&mut self) {
-        self.r = std::ptr::null_mut();
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
     }
 
-    fn available(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    /// Reads one block (up to `want` bytes) from the client into the buffer.
-    fn fill(&mut self, want: usize) -> Result<(), String> {
-        if self.r.is_null() {
-            return Err("mod_wsgi request data read error: request has already completed".into());
-        }
-        if self.failed {
-            return Err("mod_wsgi request data read error: input is already in error state".into());
-        }
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        } else if self.pos > BLOCK {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        let want = want.clamp(8192, BLOCK);
-        let old = self.buf.len();
-        self.buf.resize(old + want, 0);
-        // SAFETY: r is live (not detached); the buffer has `want` writable bytes.
-        let n =
-            unsafe { sys::ap_get_client_block(self.r, self.buf[old..].as_mut_ptr().cast(), want) };
-        if n < 0 {
-            self.buf.truncate(old);
-            self.failed = true;
-            return Err(
-                "mod_wsgi request data read error: the client closed the connection or timed out"
-                    .into(),
-            );
-        }
-        self.buf.truncate(old + n as usize);
-        if n == 0 {
-            self.eof = true;
-        }
-        Ok(())
-    }
-
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.available());
+    fn consume(&mut self, n: usize) -> Vec<u8> {
         let out = self.buf[self.pos..self.pos + n].to_vec();
         self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
         out
     }
 
-    /// read(size): at most `size` bytes (all remaining if negative); empty only at EOF.
-    pub fn read(&mut self, size: i64) -> Result<Vec<u8>, String> {
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        while !self.eof && (size < 0 || self.available() < size as usize) {
-            let want = if size < 0 {
-                BLOCK
-            } else {
-                size as usize - self.available()
-            };
-            self.fill(want)?;
-        }
-        let n = if size < 0 {
-            self.available()
-        } else {
-            size as usize
+    /// How many bytes read(size) returns at most, if that is known and small
+    /// enough to allocate up front.
+    pub fn bound(&self, size: i64) -> Option<usize> {
+        let known = self.unread.map(|u| {
+            usize::try_from(u)
+                .unwrap_or(usize::MAX)
+                .saturating_add(self.buffered().len())
+        });
+        let size = usize::try_from(size).ok();
+        let n = match (size, known) {
+            (Some(s), Some(k)) => s.min(k),
+            (Some(n), None) | (None, Some(n)) => n,
+            (None, None) => return None,
         };
-        Ok(self.take(n))
+        (n <= PREALLOC_MAX).then_some(n)
     }
 
-    /// readline(size): up to and including the next newline, at most `size` bytes.
-    pub fn readline(&mut self, size: i64) -> Result<Vec<u8>, String> {
-        if size == 0 {
-            return Ok(Vec::new());
+    /// One read from the transport into `dest`.
+    fn pull(
+        &mut self,
+        t: &mut dyn Transport,
+        dest: &mut [MaybeUninit<u8>],
+    ) -> Result<usize, String> {
+        if self.failed {
+            return Err(format!("{ERR_PREFIX}input is already in error state"));
         }
+        if self.eof || dest.is_empty() {
+            return Ok(0);
+        }
+        match t.read(dest) {
+            Ok(0) => {
+                self.eof = true;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.unread = self.unread.map(|u| u.saturating_sub(n as u64));
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(format!("{ERR_PREFIX}{e}"))
+            }
+        }
+    }
+
+    /// Reads one block from the transport into the buffer's spare room.
+    fn fill(&mut self, t: &mut dyn Transport) -> Result<usize, String> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(BLOCK);
+        let mut spare = std::mem::take(&mut self.buf);
+        let res = self.pull(t, spare.spare_capacity_mut());
+        if let Ok(n) = res {
+            // SAFETY: `pull` initialised the first n bytes of the spare room.
+            unsafe { spare.set_len(spare.len() + n) };
+        }
+        self.buf = spare;
+        res
+    }
+
+    /// Fills `dest` from the buffer, then from the transport, until it is
+    /// full or the body ends; returns the number of bytes written.
+    pub fn read_into(
+        &mut self,
+        t: &mut dyn Transport,
+        dest: &mut [MaybeUninit<u8>],
+    ) -> Result<usize, String> {
+        let from_buf = self.buffered().len().min(dest.len());
+        for (d, s) in dest.iter_mut().zip(self.buffered()) {
+            d.write(*s);
+        }
+        self.consume(from_buf);
+        let mut n = from_buf;
+        while n < dest.len() {
+            match self.pull(t, &mut dest[n..])? {
+                0 => break,
+                got => n += got,
+            }
+        }
+        Ok(n)
+    }
+
+    /// read(size) when the result size is not known in advance.
+    pub fn read(&mut self, t: &mut dyn Transport, size: i64) -> Result<Vec<u8>, String> {
+        let limit = if size < 0 { usize::MAX } else { size as usize };
+        while self.buffered().len() < limit && !self.eof {
+            self.fill(t)?;
+        }
+        let n = self.buffered().len().min(limit);
+        Ok(self.consume(n))
+    }
+
+    /// readline(size): up to and including the next newline, at most `size`
+    /// bytes (all of the line if negative); empty only at the end.
+    pub fn readline(&mut self, t: &mut dyn Transport, size: i64) -> Result<Vec<u8>, String> {
         let limit = if size < 0 { usize::MAX } else { size as usize };
         let mut scanned = 0;
         loop {
-            let avail = &self.buf[self.pos..];
+            let avail = self.buffered();
             if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
-                return Ok(self.take((scanned + i + 1).min(limit)));
+                return Ok(self.consume((scanned + i + 1).min(limit)));
             }
             scanned = avail.len();
             if scanned >= limit || self.eof {
-                return Ok(self.take(limit));
+                return Ok(self.consume(scanned.min(limit)));
             }
-            self.fill(8192)?;
+            self.fill(t)?;
         }
     }
 }
 
-/// Runs an input operation with the GIL released and returns its bytes.
-fn with_input<'py>(
+/// The transport, or the error for a request that is over.
+fn lent(inner: &mut Inner) -> Result<(&mut dyn Transport, &mut InputBuffer), String> {
+    match inner.parts() {
+        (Some(t), input, _) => Ok((t, input)),
+        (None, ..) => Err(format!("{ERR_PREFIX}request has already completed")),
+    }
+}
+
+/// read(size) straight into a bytes object of the largest possible result.
+fn read_sized<'py>(py: Python<'py>, ex: &Exchange, cap: usize) -> PyResult<Bound<'py, PyBytes>> {
+    // SAFETY: the writer owns a fresh, unshared bytes buffer of `cap` bytes;
+    // it is filled without the GIL by this thread only (nothing else can
+    // reach it), then finished or discarded with the GIL held.
+    unsafe {
+        let w = ffi::compat::PyBytesWriter_Create(cap as ffi::Py_ssize_t);
+        if w.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let dest = std::slice::from_raw_parts_mut(
+            ffi::compat::PyBytesWriter_GetData(w).cast::<MaybeUninit<u8>>(),
+            cap,
+        );
+        let res = py.detach(|| {
+            let mut inner = ex.lock();
+            lent(&mut inner).and_then(|(t, input)| input.read_into(t, dest))
+        });
+        match res {
+            Ok(n) => Bound::from_owned_ptr_or_err(
+                py,
+                ffi::compat::PyBytesWriter_FinishWithSize(w, n as ffi::Py_ssize_t),
+            )
+            .map(|b| b.cast_into_unchecked()),
+            Err(e) => {
+                ffi::compat::PyBytesWriter_Discard(w);
+                Err(PyOSError::new_err(e))
+            }
+        }
+    }
+}
+
+fn buffered_op<'py>(
     py: Python<'py>,
-    ctx: &Bound<'py, PyAny>,
-    op: impl FnOnce(&mut InputState) -> Result<Vec<u8>, String> + Send,
+    ex: &Exchange,
+    op: impl FnOnce(&mut InputBuffer, &mut dyn Transport) -> Result<Vec<u8>, String> + Send,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let ctx = RequestCtx::from_capsule(ctx)?;
-    let data = py.detach(move || op(&mut lock(&ctx.input)));
-    match data {
+    let res = py.detach(|| {
+        let mut inner = ex.lock();
+        lent(&mut inner).and_then(|(t, input)| op(input, t))
+    });
+    match res {
         Ok(d) => Ok(PyBytes::new(py, &d)),
         Err(e) => Err(PyOSError::new_err(e)),
     }
@@ -143,7 +227,15 @@ pub fn _rs_input_read<'py>(
     ctx: &Bound<'py, PyAny>,
     size: i64,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    with_input(py, ctx, move |i| i.read(size))
+    let ex = Exchange::from_capsule(ctx)?;
+    if size == 0 {
+        return Ok(PyBytes::new(py, b""));
+    }
+    let bound = ex.lock_py(py).input.bound(size);
+    match bound {
+        Some(cap) => read_sized(py, &ex, cap),
+        None => buffered_op(py, &ex, move |i, t| i.read(t, size)),
+    }
 }
 
 #[pyfunction]
@@ -152,5 +244,82 @@ pub fn _rs_input_readline<'py>(
     ctx: &Bound<'py, PyAny>,
     size: i64,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    with_input(py, ctx, move |i| i.readline(size))
+    let ex = Exchange::from_capsule(ctx)?;
+    if size == 0 {
+        return Ok(PyBytes::new(py, b""));
+    }
+    buffered_op(py, &ex, move |i, t| i.readline(t, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wsgi::output::tests::FakeTransport;
+
+    fn body(chunks: &[&[u8]]) -> FakeTransport {
+        FakeTransport {
+            body_in: chunks.iter().map(|c| c.to_vec()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn read_into(i: &mut InputBuffer, t: &mut FakeTransport, n: usize) -> Vec<u8> {
+        let mut dest = vec![MaybeUninit::uninit(); n];
+        let got = i.read_into(t, &mut dest).unwrap();
+        // SAFETY: read_into initialised `got` bytes.
+        dest[..got]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect()
+    }
+
+    #[test]
+    fn sized_reads_span_transport_reads() {
+        let mut t = body(&[b"abc", b"defg", b"h"]);
+        let mut i = InputBuffer::new(Some(8));
+        assert_eq!(i.bound(100), Some(8));
+        assert_eq!(read_into(&mut i, &mut t, 5), b"abcde");
+        assert_eq!(i.bound(100), Some(3));
+        assert_eq!(read_into(&mut i, &mut t, 10), b"fgh");
+        assert_eq!(read_into(&mut i, &mut t, 10), b"");
+    }
+
+    #[test]
+    fn readline_limits_and_lines() {
+        let mut t = body(&[b"one\ntw", b"o\nthree"]);
+        let mut i = InputBuffer::new(None);
+        assert_eq!(i.readline(&mut t, -1).unwrap(), b"one\n");
+        assert_eq!(i.readline(&mut t, 2).unwrap(), b"tw");
+        assert_eq!(i.readline(&mut t, -1).unwrap(), b"o\n");
+        // A sized read after readline takes the buffered bytes first.
+        assert_eq!(read_into(&mut i, &mut t, 3), b"thr");
+        assert_eq!(i.readline(&mut t, -1).unwrap(), b"ee");
+        assert_eq!(i.readline(&mut t, -1).unwrap(), b"");
+    }
+
+    #[test]
+    fn unsized_reads() {
+        let mut t = body(&[b"ab", b"cd", b"ef"]);
+        let mut i = InputBuffer::new(None);
+        assert_eq!(i.bound(-1), None);
+        assert_eq!(i.bound(10), Some(10));
+        assert_eq!(i.bound(1 << 30), None);
+        assert_eq!(i.read(&mut t, 3).unwrap(), b"abc");
+        assert_eq!(i.read(&mut t, -1).unwrap(), b"def");
+        assert_eq!(i.read(&mut t, -1).unwrap(), b"");
+    }
+
+    #[test]
+    fn an_error_sticks() {
+        let mut t = body(&[b"ab"]);
+        t.read_error = Some("client gone".into());
+        let mut i = InputBuffer::new(None);
+        let e = i.read(&mut t, -1).unwrap_err();
+        assert!(
+            e.starts_with(ERR_PREFIX) && e.ends_with("client gone"),
+            "{e}"
+        );
+        let e = i.readline(&mut t, -1).unwrap_err();
+        assert!(e.contains("already in error state"), "{e}");
+    }
 }

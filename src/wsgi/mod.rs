@@ -1,15 +1,19 @@
-//! The WSGI protocol (PEP 3333) on top of Apache requests.
+//! The WSGI protocol (PEP 3333), independent of the transport that carries
+//! the request.
 //!
-//! handler: Apache hooks (alias translation, the content handler);
-//! app: one request through the application; environ: the environ dict;
-//! input: wsgi.input; response: start_response, write and the response body;
-//! filewrapper: wsgi.file_wrapper as file buckets; script: loading scripts.
+//! transport: the seam (what a transport provides); head: the request as
+//! owned bytes; exchange: one request's state shared with its Python
+//! objects; app: one request through the application; environ, input,
+//! start_response, output, filewrapper: the pieces of PEP 3333; script:
+//! loading WSGI script files.
 
-pub mod app;
-pub mod environ;
-pub mod filewrapper;
-pub mod handler;
-pub mod input;
-pub mod request;
-pub mod response;
-pub mod script;
+pub(crate) mod app;
+pub(crate) mod environ;
+pub(crate) mod exchange;
+pub(crate) mod filewrapper;
+pub(crate) mod head;
+pub(crate) mod input;
+pub(crate) mod output;
+pub(crate) mod script;
+pub(crate) mod start_response;
+pub(crate) mod transport;

@@ -157,6 +157,13 @@ def application(environ, start_response):
         write(b'partial')
         start_response('200 OK', text)
         return [b'never']
+    if op == '/twice-before-output':
+        start_response('200 OK', text)
+        start_response('201 Created', text)
+        return [b'never']
+    if op == '/bad-exc-info':
+        start_response('200 OK', text, 'not a tuple')
+        return [b'never']
     if op == '/no-start-response':
         return [b'no headers']
     if op == '/stream':

@@ -1,8 +1,9 @@
 //! Embedded mode: Python inside Apache's own children, started in child_init.
-use super::objects::ProcessInfo;
-use super::runtime;
 use crate::apache::{log, sys};
 use crate::config::{alias::Matcher, ServerConfig};
+use crate::python::interp::Interp;
+use crate::python::objects::ProcessInfo;
+use crate::python::runtime;
 use std::ffi::c_void;
 
 fn mpm_query(code: i32) -> i32 {
@@ -73,7 +74,7 @@ pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) 
     }
 }
 
-fn preload(s: *mut sys::server_rec, interp: &'static super::interp::Interp) {
+fn preload(s: *mut sys::server_rec, interp: &'static Interp) {
     let mut server = s;
     while !server.is_null() {
         // SAFETY: the server list and each server's config are live in the child.
@@ -99,15 +100,8 @@ fn preload(s: *mut sys::server_rec, interp: &'static super::interp::Interp) {
                     crate::wsgi::script::module(py, interp.objects(), &path, mtime, true)
                 {
                     let text = interp.objects().format(py, &e);
-                    // SAFETY: server is live.
-                    unsafe {
-                        log::error(
-                            server,
-                            log::ERR,
-                            &format!("Failed to exec Python script file '{path}'."),
-                        );
-                        log::lines(std::ptr::null(), log::ERR, &text);
-                    }
+                    let first = format!("Failed to exec Python script file '{path}'.");
+                    crate::python::logging::log_error_text(py, &[first], &text);
                 }
             });
         }

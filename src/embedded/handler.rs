@@ -1,0 +1,225 @@
+//! Apache hooks for embedded mode: WSGIScriptAlias translation and the
+//! `wsgi-script` content handler, which runs the WSGI core over an
+//! `ApacheTransport`.
+use super::request::{self, Decided};
+use super::transport::ApacheTransport;
+use crate::apache::{self, log, sys, table};
+use crate::config::{DirConfig, ServerConfig};
+use crate::python::{interp::Interp, runtime};
+use crate::wsgi::app::{self, NoResponse};
+use crate::wsgi::exchange::Exchange;
+use crate::wsgi::head::Target;
+use std::ffi::CStr;
+
+const HANDLER: &CStr = c"wsgi-script";
+const NOTE_ALIASED: &CStr = c"alias-forced-type";
+const NOTE_CALLABLE: &CStr = c"mod_wsgi.callable_object";
+const NOTE_PASS_AUTH: &CStr = c"mod_wsgi.pass_authorization";
+
+unsafe fn set_note(r: *mut sys::request_rec, key: &CStr, value: &str) {
+    // SAFETY: r is live; APR copies both strings.
+    unsafe {
+        table::add(
+            (*r).notes,
+            (*r).pool,
+            key.to_bytes(),
+            value.as_bytes(),
+            table::Mode::Set,
+        )
+    }
+}
+
+/// translate_name: maps URLs under a WSGIScriptAlias to the script file (plus
+/// the remaining path, which Apache's directory walk turns into PATH_INFO).
+///
+/// # Safety
+/// Called by Apache with a live request.
+pub unsafe fn translate(r: *mut sys::request_rec) -> i32 {
+    // SAFETY: our server config lives in r->server's module config and is
+    // immutable once the configuration is read.
+    let srv = unsafe { &*(sys::wsgi_rs_server_config((*r).server) as *const ServerConfig) };
+    if srv.aliases.is_empty() {
+        return sys::DECLINED;
+    }
+    // SAFETY: r->uri is NUL-terminated or NULL.
+    let Some(uri) = (unsafe { apache::cbytes((*r).uri) }) else {
+        return sys::DECLINED;
+    };
+    if !uri.is_empty() && uri[0] != b'/' {
+        return sys::DECLINED;
+    }
+    for alias in &srv.aliases {
+        // SAFETY: r->pool is live.
+        let Some(filename) = (unsafe { alias.translate(uri, (*r).pool) }) else {
+            continue;
+        };
+        // SAFETY: r is live; strings are copied into r->pool.
+        unsafe {
+            (*r).filename = apache::pstrdup((*r).pool, &filename);
+            (*r).handler = HANDLER.as_ptr();
+            set_note(r, NOTE_ALIASED, "wsgi-script");
+            let o = &alias.options;
+            if let Some(c) = &o.callable_object {
+                set_note(r, NOTE_CALLABLE, c);
+            }
+            if let Some(p) = o.pass_authorization {
+                set_note(r, NOTE_PASS_AUTH, if p { "1" } else { "0" });
+            }
+        }
+        return sys::OK;
+    }
+    sys::DECLINED
+}
+
+/// Refuses what must not reach the script: no ExecCGI, no file, a
+/// directory, refused PATH_INFO. Err is the handler's status.
+unsafe fn check_target(r: *mut sys::request_rec, filename: &str) -> Result<(), i32> {
+    let refuse = |level, msg: String, status| {
+        // SAFETY: r is live.
+        unsafe { log::rerror(r, level, &msg) };
+        Err(status)
+    };
+    // SAFETY: r and its notes, finfo and path_info are live.
+    unsafe {
+        let aliased = table::get((*r).notes, NOTE_ALIASED) == Some(b"wsgi-script");
+        if !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI) == 0 {
+            return refuse(
+                log::ERR,
+                format!("Options ExecCGI is off in this directory: {filename}"),
+                sys::HTTP_FORBIDDEN,
+            );
+        }
+        match (*r).finfo.filetype {
+            t if t == sys::apr_filetype_e_APR_NOFILE => {
+                let msg = format!("Target WSGI script not found or unable to stat: {filename}");
+                return refuse(log::ERR, msg, sys::HTTP_NOT_FOUND);
+            }
+            t if t == sys::apr_filetype_e_APR_DIR => {
+                let msg = format!("Attempt to invoke directory as WSGI application: {filename}");
+                return refuse(log::ERR, msg, sys::HTTP_FORBIDDEN);
+            }
+            _ => {}
+        }
+        let path_info = apache::cbytes((*r).path_info).unwrap_or(b"");
+        if !path_info.is_empty() && (*r).used_path_info == sys::AP_REQ_REJECT_PATH_INFO {
+            let msg = format!("AcceptPathInfo off disallows user's path: {filename}");
+            return refuse(log::INFO, msg, sys::HTTP_NOT_FOUND);
+        }
+    }
+    Ok(())
+}
+
+/// Chunked request bodies need WSGIChunkedRequest On (411 otherwise); then
+/// the body is set up for reading.
+unsafe fn setup_body(r: *mut sys::request_rec, dir: &DirConfig, filename: &str) -> Result<(), i32> {
+    // SAFETY: r and its headers are live.
+    unsafe {
+        if let Some(te) = table::get((*r).headers_in, c"Transfer-Encoding") {
+            if !dir.chunked_request() && te.eq_ignore_ascii_case(b"chunked") {
+                log::rerror(
+                    r,
+                    log::ERR,
+                    &format!("Received request requiring chunked transfer encoding, but optional support for chunked transfer encoding has not been enabled: {filename}"),
+                );
+                return Err(sys::HTTP_LENGTH_REQUIRED);
+            }
+        }
+        match sys::ap_setup_client_block(r, sys::REQUEST_CHUNKED_DECHUNK) {
+            sys::OK => Ok(()),
+            status => Err(status),
+        }
+    }
+}
+
+/// What the handler decided from the configuration and the URL.
+unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) -> Decided {
+    // SAFETY: r and its notes, uri and path_info are live.
+    unsafe {
+        let callable =
+            match apache::cstring_lossy(sys::apr_table_get((*r).notes, NOTE_CALLABLE.as_ptr())) {
+                Some(c) => c,
+                None => dir.callable_object().to_string(),
+            };
+        let pass_authorization = match table::get((*r).notes, NOTE_PASS_AUTH) {
+            Some(v) => v == b"1",
+            None => dir.pass_authorization(),
+        };
+        let uri = apache::cbytes((*r).uri).unwrap_or(b"");
+        let path_info = apache::cbytes((*r).path_info).unwrap_or(b"");
+        let cpath = std::ffi::CString::new(path_info).unwrap_or_default();
+        let start = sys::ap_find_path_info((*r).uri, cpath.as_ptr()).max(0) as usize;
+        let (script_name, path_info) = request::split_script_name(uri, start, path_info);
+        Decided {
+            target: Target {
+                script: filename,
+                mtime: (*r).finfo.mtime,
+                callable: request::expand_env(r, &callable),
+                script_reloading: dir.script_reloading(),
+            },
+            script_name,
+            path_info,
+            pass_authorization,
+        }
+    }
+}
+
+/// The content handler for `wsgi-script` (and `application/x-httpd-wsgi`).
+///
+/// # Safety
+/// Called by Apache with a live request.
+pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
+    // SAFETY: r is live while Apache runs this handler.
+    let handler = unsafe { apache::cbytes((*r).handler) }.unwrap_or(b"");
+    if handler != b"wsgi-script" && handler != b"application/x-httpd-wsgi" {
+        return sys::DECLINED;
+    }
+    // SAFETY: as above.
+    let filename = unsafe { apache::cstring_lossy((*r).filename) }.unwrap_or_default();
+    // SAFETY: our per-directory record, immutable once merged.
+    let dir = unsafe { &*(sys::wsgi_rs_dir_config(r) as *const DirConfig) };
+    // SAFETY: r is live.
+    let checked =
+        unsafe { check_target(r, &filename).and_then(|()| setup_body(r, dir, &filename)) };
+    if let Err(status) = checked {
+        return status;
+    }
+    let Some(interp) = Interp::main() else {
+        let why = runtime::init_error().unwrap_or("Python is not initialised in this process");
+        // SAFETY: r is live.
+        unsafe {
+            log::rerror(
+                r,
+                log::ERR,
+                &format!("Cannot serve WSGI script '{filename}': {why}"),
+            )
+        };
+        return sys::HTTP_INTERNAL_SERVER_ERROR;
+    };
+    // SAFETY: r is live; the transport is used only during this call.
+    let (head, mut transport) = unsafe {
+        (
+            request::head(r, decide(r, dir, filename)),
+            ApacheTransport::new(r),
+        )
+    };
+    let ex = Exchange::new(interp, &head.target.script, head.body_length);
+    let served = ex.lend(&mut transport, || {
+        interp.run(|py| app::serve(py, &ex, &head))
+    });
+    match served {
+        Some(Ok(())) => {
+            // The GIL is released: pass what the application left staged.
+            if !transport.complete() {
+                let msg = format!(
+                    "Client closed the connection while WSGI script '{}' was responding.",
+                    head.target.script
+                );
+                // SAFETY: r is live.
+                unsafe { log::rerror(r, log::INFO, &msg) };
+            }
+            sys::OK
+        }
+        Some(Err(NoResponse::NotFound)) => sys::HTTP_NOT_FOUND,
+        Some(Err(NoResponse::Error)) | None => sys::HTTP_INTERNAL_SERVER_ERROR,
+    }
+}

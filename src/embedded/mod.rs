@@ -1,0 +1,8 @@
+//! Embedded mode: Python runs in Apache's own children. child: starting
+//! Python in each child; handler: the hooks; request: the request head from
+//! `request_rec`; transport: the Apache request as the WSGI core's transport.
+
+pub(crate) mod child;
+pub(crate) mod handler;
+pub(crate) mod request;
+pub(crate) mod transport;

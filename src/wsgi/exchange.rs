@@ -1,0 +1,145 @@
+//! One request's state shared by the thread serving it and the Python objects
+//! the application holds (wsgi.input, start_response, write, wsgi.errors),
+//! which it may keep past the request or use from threads of its own.
+//!
+//! Everything the core does with the transport happens under one mutex, so
+//! the transport (an Apache request, whose pools and bucket allocator are not
+//! thread-safe) is never entered by two threads at once. Lock rules:
+//! - the mutex is never waited for while the GIL is held ([`Exchange::lock_py`]
+//!   releases the GIL while it waits), and
+//! - no Python code runs while it is held.
+//!
+//! So a thread holding the mutex never waits for a thread waiting for the GIL.
+use super::input::InputBuffer;
+use super::output::OutputState;
+use super::transport::{Level, Transport};
+use crate::python::interp::Interp;
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+use std::ffi::CStr;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+const CAPSULE_NAME: &CStr = c"mod_wsgi_rs.exchange";
+
+pub struct Exchange {
+    /// The interpreter serving the request (its helper objects build write()).
+    pub interp: &'static Interp,
+    inner: Mutex<Inner>,
+}
+
+pub struct Inner {
+    /// The transport, while [`Exchange::lend`] lends it; None before and after.
+    transport: Option<NonNull<dyn Transport>>,
+    pub input: InputBuffer,
+    pub output: OutputState,
+    /// wsgi.errors text not yet ended by a newline.
+    pub errors_line: String,
+}
+
+// SAFETY: `transport` points to a `dyn Transport`, which is `Send`, and is
+// only dereferenced through `&mut Inner`, i.e. under the mutex, while `lend`
+// keeps the pointee exclusively borrowed and alive. The other fields are
+// plain owned Rust data.
+unsafe impl Send for Inner {}
+
+impl Inner {
+    /// The lent transport, with the input and output state beside it.
+    pub fn parts(
+        &mut self,
+    ) -> (
+        Option<&mut dyn Transport>,
+        &mut InputBuffer,
+        &mut OutputState,
+    ) {
+        // SAFETY: see `unsafe impl Send for Inner`: the pointer is live and
+        // exclusively ours while it is set, and `&mut self` proves the lock.
+        let t = self.transport.map(|mut p| unsafe { p.as_mut() });
+        (t, &mut self.input, &mut self.output)
+    }
+
+    pub fn transport(&mut self) -> Option<&mut dyn Transport> {
+        self.parts().0
+    }
+}
+
+impl Exchange {
+    pub fn new(interp: &'static Interp, script: &str, body_length: Option<u64>) -> Arc<Exchange> {
+        Arc::new(Exchange {
+            interp,
+            inner: Mutex::new(Inner {
+                transport: None,
+                input: InputBuffer::new(body_length),
+                output: OutputState::new(script),
+                errors_line: String::new(),
+            }),
+        })
+    }
+
+    /// Lends `transport` to the request's Python objects while `f` runs; on
+    /// return, also by a panic, they lose it for good (a later call reports
+    /// the request as finished). Call without the GIL.
+    pub fn lend<R>(&self, transport: &mut (dyn Transport + '_), f: impl FnOnce() -> R) -> R {
+        struct Reclaim<'e>(&'e Exchange);
+        impl Drop for Reclaim<'_> {
+            fn drop(&mut self) {
+                self.0.lock().transport = None;
+            }
+        }
+        let ptr: NonNull<dyn Transport + '_> = NonNull::from(transport);
+        // SAFETY: only the lifetime is erased; `Reclaim` clears the pointer
+        // before `transport`'s borrow ends, and nothing copies it out.
+        let ptr: NonNull<dyn Transport + 'static> = unsafe { std::mem::transmute(ptr) };
+        self.lock().transport = Some(ptr);
+        let _reclaim = Reclaim(self);
+        f()
+    }
+
+    /// Locks the state. Only without the GIL (or where waiting is impossible).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks the state from a thread that holds the GIL: if another thread
+    /// holds the lock (it may be blocked on the client), wait with the GIL
+    /// released. No Python code may run while the guard lives.
+    pub fn lock_py(&self, py: Python<'_>) -> MutexGuard<'_, Inner> {
+        loop {
+            match self.inner.try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => py.detach(|| drop(self.lock())),
+            }
+        }
+    }
+
+    /// Writes `lines` to the error log in the request's context (or the
+    /// server's once the request is over), with the GIL released: a slow or
+    /// piped ErrorLog must not stall the interpreter.
+    pub fn log_lines(&self, py: Python<'_>, level: Level, lines: &[&str]) {
+        py.detach(|| {
+            let mut inner = self.lock();
+            match inner.transport() {
+                Some(t) => lines.iter().for_each(|l| t.log(level, l)),
+                None => lines
+                    .iter()
+                    .for_each(|l| crate::apache::log::server(level, l)),
+            }
+        })
+    }
+
+    pub fn capsule<'py>(self: &Arc<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
+        PyCapsule::new_with_value(py, self.clone(), CAPSULE_NAME)
+    }
+
+    /// The exchange behind a capsule made by [`Exchange::capsule`]; anything
+    /// else (applications can call these functions with any object) is a
+    /// TypeError or ValueError.
+    pub fn from_capsule(obj: &Bound<'_, PyAny>) -> PyResult<Arc<Exchange>> {
+        let cap = obj.cast::<PyCapsule>()?;
+        let ptr = cap.pointer_checked(Some(CAPSULE_NAME))?;
+        // SAFETY: a capsule with this name holds an Arc<Exchange> (`capsule`),
+        // alive as long as the capsule, which `obj` keeps alive.
+        Ok(unsafe { ptr.cast::<Arc<Exchange>>().as_ref() }.clone())
+    }
+}
