@@ -9,7 +9,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 PKGS="apache2 apache2-dev python3 python3-dev libclang-dev gcc libc6-dev curl ca-certificates"
-[ "${1:-}" = "--tests" ] && PKGS="$PKGS python3-pytest python3-flask python3-django openssl"
+[ "${1:-}" = "--tests" ] && PKGS="$PKGS python3-pytest python3-flask python3-django openssl strace curl"
 
 missing=
 for p in $PKGS; do

@@ -204,3 +204,25 @@ def test_handler_mapped_scripts_need_execcgi(start_apache):
     assert a.get('/nocgi/env.wsgi').status == 403
     assert a.wait_for_log('Options ExecCGI is off in this directory')
     a.stop()
+
+
+def test_application_group_names(start_apache):
+    """`WSGIApplicationGroup ""` is accepted (it is mod_wsgi's %{GLOBAL}), and
+    the warning for a named group gives the name as configured."""
+    a = start_apache('''
+WSGIScriptAlias /empty @APPS@/env.wsgi
+WSGIScriptAlias /shop @APPS@/env.wsgi application-group=shop
+<Location /empty>
+    WSGIApplicationGroup ""
+</Location>
+<Location /env>
+    WSGIApplicationGroup %{ENV:GROUP}
+</Location>
+''', name='groups', mpm='event')
+    assert a.get('/empty').status == 200
+    assert a.get('/shop').status == 200
+    log = a.start_output + a.error_log()  # config-time warnings go to stderr
+    assert "application group 'shop' runs in the main interpreter" in log
+    assert "application group '%{ENV:GROUP}' runs in the main interpreter" in log
+    assert 'Literal(' not in log and 'Env(' not in log
+    a.stop()
