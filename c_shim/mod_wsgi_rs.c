@@ -120,6 +120,11 @@ void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
     APR_BRIGADE_INSERT_TAIL(bb, b);
 }
 
+int wsgi_rs_brigade_ends_with_eos(apr_bucket_brigade *bb)
+{
+    return !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
+}
+
 unsigned wsgi_rs_core_enable_sendfile(request_rec *r)
 {
     return ((core_dir_config *)ap_get_core_module_config(r->per_dir_config))->enable_sendfile;

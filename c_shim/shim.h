@@ -25,5 +25,6 @@ void wsgi_rs_log_rerror(const request_rec *r, int level, apr_status_t status, co
 void wsgi_rs_log_error(const server_rec *s, int level, apr_status_t status, const char *msg);
 void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
 unsigned wsgi_rs_core_enable_sendfile(request_rec *r);
+int wsgi_rs_brigade_ends_with_eos(apr_bucket_brigade *bb);
 
 #endif

@@ -3,8 +3,14 @@
 under mod_wsgi_rs, and as static files (the ceiling), in one run, with wrk.
 
     /usr/bin/python3 scripts/bench.py [--mpm event|worker|prefork] [--repeat 3]
-        [--duration 10] [--connections 32] [--workers N] [--module target/release/libmod_wsgi_rs.so]
+        [--duration 10] [--connections 32] [--processes N] [--threads-per-child N]
+        [--tests hello,64k,post,stream] [--module target/release/libmod_wsgi_rs.so]
     /usr/bin/python3 scripts/bench.py --config-only DIR   # write configs, print start commands
+
+Workloads: hello (12 bytes), 64k (a 64 KiB list), post (a 1 MiB POST read
+through wsgi.input in 64 KiB reads), stream (a generator of 100 x 1 KiB
+blocks). The static server answers hello and 64k with files of the same
+size, stream with a 100 KiB file, and has no post.
 
 Runs are interleaved (mod_wsgi, mod_wsgi_rs, static, mod_wsgi, ...) and the
 median of --repeat runs is reported, because shared machines are noisy:
@@ -34,14 +40,16 @@ def apxs(var):
 
 HTTPD = os.path.join(apxs('SBINDIR'), apxs('TARGET'))
 MODULES = apxs('LIBEXECDIR')
-THREADED = ('StartServers 1\nServerLimit 1\nThreadsPerChild {n}\nThreadLimit {n}\nMaxRequestWorkers {n}\n'
-            'MinSpareThreads 1\nMaxSpareThreads {n}\n')
-MPM = {  # {n}: --workers, the same for every server
+THREADED = ('StartServers {p}\nServerLimit {p}\nThreadsPerChild {n}\nThreadLimit {n}\nMaxRequestWorkers {pn}\n'
+            'MinSpareThreads 1\nMaxSpareThreads {pn}\n')
+MPM = {  # {p} processes of {n} threads, the same for every server
     'event': THREADED,
     'worker': THREADED,
-    'prefork': 'StartServers {n}\nMinSpareServers {n}\nMaxSpareServers {n}\nServerLimit {n}\nMaxRequestWorkers {n}\n',
+    'prefork': 'StartServers {p}\nMinSpareServers {p}\nMaxSpareServers {p}\nServerLimit {p}\nMaxRequestWorkers {p}\n',
 }
-TESTS = [('hello', 12), ('64k', 65536)]
+# name -> (size of the response, static file that stands in for it or None)
+TESTS = {'hello': (12, 'hello'), '64k': (65536, '64k'), 'post': (7, None), 'stream': (102400, '100k')}
+POST_BODY = 1 << 20
 SERVERS = ['mod_wsgi', 'mod_wsgi_rs', 'static']
 
 
@@ -52,7 +60,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, kind, mpm, workers, module, base):
+    def __init__(self, kind, mpm, processes, threads, module, base):
         self.kind = kind
         self.dir = os.path.join(base, kind)
         os.makedirs(self.dir)
@@ -63,6 +71,8 @@ class Server:
             f.write(b'Hello World!')
         with open(os.path.join(apps, '64k'), 'wb') as f:
             f.write(b'x' * 65536)
+        with open(os.path.join(apps, '100k'), 'wb') as f:
+            f.write(b'x' * 102400)
         self.port = free_port()
         self.pidfile = os.path.join(self.dir, 'httpd.pid')
         self.conf = os.path.join(self.dir, 'httpd.conf')
@@ -73,10 +83,11 @@ class Server:
         else:
             load = ''
         if kind == 'static':
-            site = 'Alias /hello %s/hello\nAlias /64k %s/64k\n' % (apps, apps)
+            site = ''.join('Alias /%s %s/%s\n' % (t, apps, f) for t, (_, f) in TESTS.items() if f)
         else:
             site = ('WSGIApplicationGroup %%{GLOBAL}\nWSGIScriptAlias /hello %s/hello.wsgi\n'
-                    'WSGIScriptAlias /64k %s/big.wsgi\n' % (apps, apps))
+                    'WSGIScriptAlias /64k %s/big.wsgi\nWSGIScriptAlias /post %s/post.wsgi\n'
+                    'WSGIScriptAlias /stream %s/stream.wsgi\n' % (apps, apps, apps, apps))
         user = 'User www-data\nGroup www-data\n' if os.geteuid() == 0 else ''
         with open(self.conf, 'w') as f:
             f.write(f"""ServerRoot {self.dir}
@@ -94,7 +105,7 @@ TypesConfig /etc/mime.types
 DocumentRoot {apps}
 KeepAlive On
 MaxKeepAliveRequests 0
-{MPM[mpm].format(n=workers)}
+{MPM[mpm].format(p=processes, n=threads, pn=processes * threads)}
 # As Debian's apache2.conf: no .htaccess look-ups on every request.
 <Directory />
     AllowOverride None
@@ -149,16 +160,26 @@ MaxKeepAliveRequests 0
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
 
-    def check(self):
-        for path, size in TESTS:
-            with urllib.request.urlopen('http://127.0.0.1:%d/%s' % (self.port, path)) as r:
+    def serves(self, test):
+        return self.kind != 'static' or TESTS[test][1] is not None
+
+    def check(self, tests):
+        for path in tests:
+            if not self.serves(path):
+                continue
+            data = b'x' * POST_BODY if path == 'post' else None
+            with urllib.request.urlopen('http://127.0.0.1:%d/%s' % (self.port, path), data=data) as r:
                 body = r.read()
+                size = TESTS[path][0]
                 assert r.status == 200 and len(body) == size, (self.kind, path, r.status, len(body))
 
 
-def wrk(port, path, duration, connections, threads):
-    out = subprocess.run(['wrk', '-t%d' % threads, '-c%d' % connections, '-d%ds' % duration,
-                          'http://127.0.0.1:%d/%s' % (port, path)], capture_output=True, text=True, check=True).stdout
+def wrk(port, path, duration, connections, threads, script=None):
+    cmd = ['wrk', '-t%d' % threads, '-c%d' % connections, '-d%ds' % duration]
+    if path == 'post':
+        cmd += ['-s', script]
+    out = subprocess.run(cmd + ['http://127.0.0.1:%d/%s' % (port, path)],
+                         capture_output=True, text=True, check=True).stdout
     if 'Non-2xx' in out:
         raise RuntimeError('wrk saw error responses:\n' + out)
     errors = re.search(r'Socket errors: .*', out)
@@ -174,35 +195,48 @@ def main():
     p.add_argument('--duration', type=int, default=10)
     p.add_argument('--connections', type=int, default=32)
     p.add_argument('--threads', type=int, default=2, help='wrk threads')
-    p.add_argument('--workers', type=int, help='threads per child (event/worker, default 32) '
-                   'or processes (prefork, default 8)')
+    p.add_argument('--processes', type=int, help='children (default 1 for event/worker, 8 for prefork)')
+    p.add_argument('--threads-per-child', type=int, default=32, help='event/worker (default 32)')
+    p.add_argument('--workers', type=int, help='old spelling: --threads-per-child, or --processes for prefork')
+    p.add_argument('--tests', default=','.join(TESTS), help='comma-separated, from ' + ','.join(TESTS))
     p.add_argument('--module', default=os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so'))
     p.add_argument('--config-only', metavar='DIR')
     args = p.parse_args()
-    args.workers = args.workers or (8 if args.mpm == 'prefork' else 32)
+    if args.workers and args.mpm == 'prefork':
+        args.processes = args.workers
+    elif args.workers:
+        args.threads_per_child = args.workers
+    args.processes = args.processes or (8 if args.mpm == 'prefork' else 1)
+    threads = 1 if args.mpm == 'prefork' else args.threads_per_child
+    tests = args.tests.split(',')
     if not os.path.exists(MOD_WSGI):
         sys.exit('needs Debian\'s mod_wsgi: apt-get install libapache2-mod-wsgi-py3')
     if args.config_only:
         os.makedirs(args.config_only, exist_ok=True)
         os.chmod(args.config_only, 0o755)
         for kind in SERVERS:
-            s = Server(kind, args.mpm, args.workers, os.path.abspath(args.module), args.config_only)
+            s = Server(kind, args.mpm, args.processes, threads, os.path.abspath(args.module), args.config_only)
             print('%-12s %s   (port %d; add -X for one process)' % (kind, ' '.join(s.command()), s.port))
         return
     base = tempfile.mkdtemp(prefix='wsgi-rs-bench-')
     os.chmod(base, 0o755)
-    servers = [Server(k, args.mpm, args.workers, os.path.abspath(args.module), base) for k in SERVERS]
-    results = {(k, t): [] for k in SERVERS for t, _ in TESTS}
+    script = os.path.join(base, 'post.lua')
+    with open(script, 'w') as f:
+        f.write('wrk.method = "POST"\nwrk.body = string.rep("x", %d)\n' % POST_BODY)
+    servers = [Server(k, args.mpm, args.processes, threads, os.path.abspath(args.module), base) for k in SERVERS]
+    results = {(k, t): [] for k in SERVERS for t in tests}
     rss = {k: [] for k in SERVERS}
     try:
         for rnd in range(args.repeat):
             for s in servers:
                 s.start()
                 try:
-                    s.check()
-                    for path, _ in TESTS:
-                        wrk(s.port, path, 2, args.connections, args.threads)  # warm-up
-                        rps = wrk(s.port, path, args.duration, args.connections, args.threads)
+                    s.check(tests)
+                    for path in tests:
+                        if not s.serves(path):
+                            continue
+                        wrk(s.port, path, 2, args.connections, args.threads, script)  # warm-up
+                        rps = wrk(s.port, path, args.duration, args.connections, args.threads, script)
                         results[(s.kind, path)].append(rps)
                         print('round %d %-12s %-6s %9.0f req/s' % (rnd + 1, s.kind, path, rps), file=sys.stderr)
                     rss[s.kind].append(s.rss_kib())
@@ -213,12 +247,12 @@ def main():
             s.stop()
         shutil.rmtree(base, ignore_errors=True)
 
-    med = {k: statistics.median(v) for k, v in results.items()}
-    print('\nmpm_%s (%d workers), wrk -t%d -c%d -d%ds, median of %d interleaved runs'
-          % (args.mpm, args.workers, args.threads, args.connections, args.duration, args.repeat))
+    med = {k: statistics.median(v) if v else float('nan') for k, v in results.items()}
+    print('\nmpm_%s (%d processes x %d threads), wrk -t%d -c%d -d%ds, median of %d interleaved runs'
+          % (args.mpm, args.processes, threads, args.threads, args.connections, args.duration, args.repeat))
     print('%-8s %12s %12s %12s %16s %16s' % ('app', 'mod_wsgi', 'mod_wsgi_rs', 'static', 'rs / mod_wsgi',
                                              'static / mod_wsgi'))
-    for path, _ in TESTS:
+    for path in tests:
         a, b, c = (med[(k, path)] for k in SERVERS)
         print('%-8s %12.0f %12.0f %12.0f %15.2fx %15.2fx' % (path, a, b, c, b / a, c / a))
     r = {k: statistics.median(v) for k, v in rss.items()}

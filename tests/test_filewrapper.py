@@ -130,6 +130,7 @@ def test_file_truncated_while_sent_does_not_kill_the_child(sendfile_apache, wher
     with open(path, 'wb') as f:
         f.write(BIG)
     os.chmod(path, 0o666)
+    assert a.get('/on/big.bin').status == 200  # the child is up
     children = set(a.children())
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow client

@@ -6,7 +6,7 @@ import threading
 
 from conftest import server_fixture
 
-apache = server_fixture('WSGIScriptAlias /h @APPS@/hostile.wsgi\nWSGIChunkedRequest On\n')
+apache = server_fixture('WSGIScriptAlias /h @APPS@/hostile.wsgi\nWSGIChunkedRequest On\nSendBufferSize 16384\n')
 
 
 def assert_no_crash(apache):
@@ -15,8 +15,13 @@ def assert_no_crash(apache):
     assert 'internal error' not in log
 
 
+def serving_children(apache):
+    assert apache.get('/h/close-raises').status == 200  # every child is up
+    return set(apache.children())
+
+
 def test_internal_functions_with_wrong_arguments(apache):
-    children = set(apache.children())
+    children = serving_children(apache)
     for _ in range(3):
         r = apache.get('/h/probe')
         assert r.status == 200, r.body
@@ -71,7 +76,7 @@ def dechunk(raw):
 
 def test_request_objects_used_from_app_threads(apache):
     body = bytes(range(256)) * 8192  # 2 MiB
-    children = set(apache.children())
+    children = serving_children(apache)
     for _ in range(5):
         raw = post_and_read(apache.port, body)
         head, out, complete = dechunk(raw)
@@ -99,3 +104,27 @@ def test_close_raising_after_the_whole_body_completes_the_response(apache):
     assert head.startswith(b'HTTP/1.1 200')
     assert out == b'all of the body' and complete  # the terminating chunk arrived
     assert apache.wait_for_log('ValueError: close failed after the whole body')
+
+
+def test_blocks_reach_a_slow_client_while_the_app_pauses(apache):
+    """Blocks handed over without blocking (GIL held) must still be flushed
+    when the socket is full: all 3.2 MB arrive during the app's 3 s pause."""
+    import time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    s.settimeout(10)
+    s.connect(('127.0.0.1', apache.port))
+    s.sendall(b'GET /h/burst HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    start = time.time()
+    got, all_blocks_at = b'', None
+    while True:
+        time.sleep(0.001)  # a slow reader
+        b = s.recv(8192)
+        if not b:
+            break
+        got += b
+        if all_blocks_at is None and got.count(b'b') >= 200 * 16384:
+            all_blocks_at = time.time() - start
+    s.close()
+    assert b'end' in got
+    assert all_blocks_at is not None and all_blocks_at < 2.5, all_blocks_at

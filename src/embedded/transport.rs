@@ -2,15 +2,39 @@
 //! filters, the response through the output filters (bucket brigades).
 use crate::apache::brigade::{Brigade, Then};
 use crate::apache::{self, log, sys, table};
-use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
+use crate::wsgi::transport::{ClientGone, Ending, Level, Quick, ResponseHead, Transport};
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::os::fd::{IntoRawFd, OwnedFd};
 
+/// Output filters that pass every brigade on at once (never hold data back
+/// without a FLUSH): with only these, a block can be handed to the core
+/// filter without a FLUSH and still reach the client unless the socket is
+/// full, which `conn_rec.data_in_output_filters` tells.
+const PASS_THROUGH_FILTERS: [&[u8]; 8] = [
+    b"byterange",
+    b"content_length",
+    b"http_header",
+    b"http_outerror",
+    b"chunk",
+    b"core",
+    b"fixup_headers_out",
+    b"fixup_headers_err",
+];
+
+/// Blocks larger than this always take the blocking path: the core filter
+/// writes larger amounts of pending data blocking.
+const QUICK_MAX: usize = 32 * 1024;
+
 pub struct ApacheTransport<'r> {
     r: *mut sys::request_rec,
     bb: Option<Brigade<'r>>,
+    /// The brigade the request body is read into.
+    input: *mut sys::apr_bucket_brigade,
+    input_ended: bool,
+    /// Whether every output filter passes data straight on (see above).
+    pass_through: Option<bool>,
     /// The end of the response, put aside by `end` until `complete`.
     staged: Option<Brigade<'r>>,
     _request: PhantomData<&'r mut sys::request_rec>,
@@ -35,6 +59,9 @@ impl<'r> ApacheTransport<'r> {
         ApacheTransport {
             r,
             bb: None,
+            input: std::ptr::null_mut(),
+            input_ended: false,
+            pass_through: None,
             staged: None,
             _request: PhantomData,
         }
@@ -52,6 +79,93 @@ impl<'r> ApacheTransport<'r> {
         self.staged.take().is_none_or(|mut bb| bb.pass())
     }
 
+    /// Reads up to `buf.len()` body bytes through the input filters.
+    /// Ok(None): nothing available now (non-blocking reads only).
+    fn read_filtered(
+        &mut self,
+        buf: &mut [MaybeUninit<u8>],
+        block: bool,
+    ) -> Result<Option<usize>, String> {
+        if self.input_ended || buf.is_empty() {
+            return Ok(Some(0));
+        }
+        let r = self.r;
+        // SAFETY: r, its pool, connection and input filters are live; the
+        // brigade is emptied before returning; flatten writes at most
+        // buf.len() bytes into buf.
+        unsafe {
+            if self.input.is_null() {
+                self.input = sys::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+            }
+            let bb = self.input;
+            let mode = if block {
+                sys::apr_read_type_e_APR_BLOCK_READ
+            } else {
+                sys::apr_read_type_e_APR_NONBLOCK_READ
+            };
+            let rv = sys::ap_get_brigade(
+                (*r).input_filters,
+                bb,
+                sys::ap_input_mode_t_AP_MODE_READBYTES,
+                mode,
+                buf.len() as i64,
+            );
+            if !block && rv == libc::EAGAIN {
+                sys::apr_brigade_cleanup(bb.cast());
+                return Ok(None);
+            }
+            if rv != sys::APR_SUCCESS {
+                sys::apr_brigade_cleanup(bb.cast());
+                (*(*r).connection).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE;
+                return Err("the client closed the connection or timed out".to_string());
+            }
+            let eos = sys::wsgi_rs_brigade_ends_with_eos(bb) != 0;
+            let mut len = buf.len();
+            let rv = sys::apr_brigade_flatten(bb, buf.as_mut_ptr().cast(), &mut len);
+            sys::apr_brigade_cleanup(bb.cast());
+            if rv != sys::APR_SUCCESS {
+                return Err("the request body could not be read".to_string());
+            }
+            (*r).read_length += len as i64;
+            if eos {
+                self.input_ended = true;
+            }
+            Ok((len > 0 || eos || block).then_some(len))
+        }
+    }
+
+    /// Whether blocks may go out without a FLUSH (see PASS_THROUGH_FILTERS).
+    fn pass_through(&mut self) -> bool {
+        if let Some(p) = self.pass_through {
+            return p;
+        }
+        let mut ok = true;
+        // SAFETY: r's output filter chain is live and not modified meanwhile.
+        unsafe {
+            let mut f = (*self.r).output_filters;
+            while !f.is_null() {
+                let name = if (*f).frec.is_null() {
+                    None
+                } else {
+                    apache::cbytes((*(*f).frec).name)
+                };
+                ok &= name.is_some_and(|n| {
+                    PASS_THROUGH_FILTERS
+                        .iter()
+                        .any(|p| n.eq_ignore_ascii_case(p))
+                });
+                f = (*f).next;
+            }
+        }
+        self.pass_through = Some(ok);
+        ok
+    }
+
+    fn data_pending(&self) -> bool {
+        // SAFETY: r and its connection are live.
+        unsafe { (*(*self.r).connection).data_in_output_filters != 0 }
+    }
+
     fn enable_sendfile(&self) -> bool {
         // SAFETY: r is live; the shim reads the core module's directory config.
         unsafe { sys::wsgi_rs_core_enable_sendfile(self.r) == sys::ENABLE_SENDFILE_ON as u32 }
@@ -60,10 +174,20 @@ impl<'r> ApacheTransport<'r> {
 
 impl Transport for ApacheTransport<'_> {
     fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, String> {
-        // SAFETY: r is live and set up for reading (ap_setup_client_block);
-        // Apache writes at most buf.len() bytes into buf.
-        let n = unsafe { sys::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len()) };
-        usize::try_from(n).map_err(|_| "the client closed the connection or timed out".to_string())
+        // A blocking read that returned only metadata is read again (a
+        // filter that never returns data nor an end is an error).
+        for _ in 0..64 {
+            match self.read_filtered(buf, true)? {
+                Some(0) if !self.input_ended => continue,
+                Some(n) => return Ok(n),
+                None => continue,
+            }
+        }
+        Err("the input filters returned no data".to_string())
+    }
+
+    fn read_ready(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<Option<usize>, String> {
+        self.read_filtered(buf, false)
     }
 
     fn head_only(&self) -> bool {
@@ -95,6 +219,30 @@ impl Transport for ApacheTransport<'_> {
     fn send(&mut self, chunks: &[&[u8]]) -> Result<(), ClientGone> {
         self.brigade()
             .pass_transient(chunks, Then::Flush)
+            .then_some(())
+            .ok_or(ClientGone)
+    }
+
+    fn send_quick(&mut self, chunks: &[&[u8]]) -> Result<Quick, ClientGone> {
+        let len: usize = chunks.iter().map(|c| c.len()).sum();
+        if len > QUICK_MAX || self.data_pending() || !self.pass_through() {
+            return Ok(Quick::NotNow);
+        }
+        // No FLUSH: the core filter writes what the socket takes without
+        // blocking and sets the rest aside, which data_pending() then says.
+        if !self.brigade().pass_transient(chunks, Then::Nothing) {
+            return Err(ClientGone);
+        }
+        Ok(if self.data_pending() {
+            Quick::Pending
+        } else {
+            Quick::Done
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), ClientGone> {
+        self.brigade()
+            .pass_transient(&[], Then::Flush)
             .then_some(())
             .ok_or(ClientGone)
     }

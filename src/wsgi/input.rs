@@ -98,6 +98,63 @@ impl InputBuffer {
         }
     }
 
+    /// Like `pull`, without blocking: None when nothing is available now.
+    fn pull_ready(
+        &mut self,
+        t: &mut dyn Transport,
+        dest: &mut [MaybeUninit<u8>],
+    ) -> Result<Option<usize>, String> {
+        if self.failed {
+            return Err(format!("{ERR_PREFIX}input is already in error state"));
+        }
+        if self.eof || dest.is_empty() {
+            return Ok(Some(0));
+        }
+        match t.read_ready(dest) {
+            Ok(None) => Ok(None),
+            Ok(Some(0)) => {
+                self.eof = true;
+                Ok(Some(0))
+            }
+            Ok(Some(n)) => {
+                self.unread = self.unread.map(|u| u.saturating_sub(n as u64));
+                Ok(Some(n))
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(format!("{ERR_PREFIX}{e}"))
+            }
+        }
+    }
+
+    /// Moves buffered bytes to the front of `dest`; returns how many.
+    fn take_buffered(&mut self, dest: &mut [MaybeUninit<u8>]) -> usize {
+        let n = self.buffered().len().min(dest.len());
+        for (d, s) in dest.iter_mut().zip(self.buffered()) {
+            d.write(*s);
+        }
+        self.consume(n);
+        n
+    }
+
+    /// Fills `dest` with what is available without blocking. Returns the
+    /// bytes written and whether `dest` is complete (full, or the body ended).
+    pub fn read_into_ready(
+        &mut self,
+        t: &mut dyn Transport,
+        dest: &mut [MaybeUninit<u8>],
+    ) -> Result<(usize, bool), String> {
+        let mut n = self.take_buffered(dest);
+        while n < dest.len() {
+            match self.pull_ready(t, &mut dest[n..])? {
+                None => return Ok((n, false)),
+                Some(0) => return Ok((n, true)),
+                Some(got) => n += got,
+            }
+        }
+        Ok((n, true))
+    }
+
     /// Reads one block from the transport into the buffer's spare room.
     fn fill(&mut self, t: &mut dyn Transport) -> Result<usize, String> {
         if self.pos > 0 {
@@ -122,12 +179,7 @@ impl InputBuffer {
         t: &mut dyn Transport,
         dest: &mut [MaybeUninit<u8>],
     ) -> Result<usize, String> {
-        let from_buf = self.buffered().len().min(dest.len());
-        for (d, s) in dest.iter_mut().zip(self.buffered()) {
-            d.write(*s);
-        }
-        self.consume(from_buf);
-        let mut n = from_buf;
+        let mut n = self.take_buffered(dest);
         while n < dest.len() {
             match self.pull(t, &mut dest[n..])? {
                 0 => break,
@@ -174,11 +226,13 @@ fn lent(inner: &mut Inner) -> Result<(&mut dyn Transport, &mut InputBuffer), Str
     }
 }
 
-/// read(size) straight into a bytes object of the largest possible result.
+/// read(size) straight into a bytes object of the largest possible result:
+/// first what has already arrived, with the GIL held (no hand-off), then,
+/// if more must be waited for, the rest with the GIL released.
 fn read_sized<'py>(py: Python<'py>, ex: &Exchange, cap: usize) -> PyResult<Bound<'py, PyBytes>> {
     // SAFETY: the writer owns a fresh, unshared bytes buffer of `cap` bytes;
-    // it is filled without the GIL by this thread only (nothing else can
-    // reach it), then finished or discarded with the GIL held.
+    // it is filled by this thread only (nothing else can reach it, with or
+    // without the GIL), then finished or discarded with the GIL held.
     unsafe {
         let w = ffi::compat::PyBytesWriter_Create(cap as ffi::Py_ssize_t);
         if w.is_null() {
@@ -188,10 +242,20 @@ fn read_sized<'py>(py: Python<'py>, ex: &Exchange, cap: usize) -> PyResult<Bound
             ffi::compat::PyBytesWriter_GetData(w).cast::<MaybeUninit<u8>>(),
             cap,
         );
-        let res = py.detach(|| {
-            let mut inner = ex.lock();
-            lent(&mut inner).and_then(|(t, input)| input.read_into(t, dest))
-        });
+        let ready = {
+            let mut inner = ex.lock_py(py);
+            lent(&mut inner).and_then(|(t, input)| input.read_into_ready(t, dest))
+        };
+        let res = match ready {
+            Ok((n, true)) => Ok(n),
+            Ok((n, false)) => py
+                .detach(|| {
+                    let mut inner = ex.lock();
+                    lent(&mut inner).and_then(|(t, input)| input.read_into(t, &mut dest[n..]))
+                })
+                .map(|m| n + m),
+            Err(e) => Err(e),
+        };
         match res {
             Ok(n) => Bound::from_owned_ptr_or_err(
                 py,
@@ -307,6 +371,19 @@ mod tests {
         assert_eq!(i.read(&mut t, 3).unwrap(), b"abc");
         assert_eq!(i.read(&mut t, -1).unwrap(), b"def");
         assert_eq!(i.read(&mut t, -1).unwrap(), b"");
+    }
+
+    #[test]
+    fn ready_reads_stop_where_waiting_would_begin() {
+        // The fake has no read_ready: nothing is "available", so only the
+        // buffered bytes come back and the read is not complete.
+        let mut t = body(&[b"one\ntwo"]);
+        let mut i = InputBuffer::new(None);
+        assert_eq!(i.readline(&mut t, -1).unwrap(), b"one\n");
+        let mut dest = vec![MaybeUninit::uninit(); 5];
+        assert_eq!(i.read_into_ready(&mut t, &mut dest).unwrap(), (3, false));
+        let mut dest: Vec<MaybeUninit<u8>> = Vec::new();
+        assert_eq!(i.read_into_ready(&mut t, &mut dest).unwrap(), (0, true));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The response side of one request, independent of the transport: the
 //! start_response rules (PEP 3333), when the headers go out, and the cut at a
 //! declared Content-Length (as mod_wsgi does, extra output is dropped).
-use super::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
+use super::transport::{ClientGone, Ending, Level, Quick, ResponseHead, Transport};
 use std::os::fd::OwnedFd;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -119,6 +119,25 @@ impl OutputState {
         self.sent += cut.iter().map(|c| c.len() as u64).sum::<u64>();
         t.send(&cut)?;
         Ok(())
+    }
+
+    /// Like `send`, without blocking: `Quick::NotNow` changes nothing.
+    pub fn send_quick(
+        &mut self,
+        t: &mut dyn Transport,
+        chunks: &[&[u8]],
+    ) -> Result<Quick, SendError> {
+        self.check_writable()?;
+        let cut = self.cut(chunks);
+        if cut.is_empty() {
+            return Ok(Quick::Done);
+        }
+        self.send_headers(t);
+        let q = t.send_quick(&cut)?;
+        if q != Quick::NotNow {
+            self.sent += cut.iter().map(|c| c.len() as u64).sum::<u64>();
+        }
+        Ok(q)
     }
 
     /// The last chunks and the end of the response.

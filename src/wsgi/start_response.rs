@@ -4,7 +4,7 @@
 //! `output`.
 use super::exchange::Exchange;
 use super::output::{SendError, StartError};
-use super::transport::ResponseHead;
+use super::transport::{Quick, ResponseHead};
 use crate::python::text::{latin1_bytes, type_name};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -168,13 +168,26 @@ pub fn _rs_start_response<'py>(
     objs.partial.bind(py).call1((objs.write.bind(py), ctx))
 }
 
-/// Sends blocks with the GIL released (they may block on the client).
+/// Sends blocks: without releasing the GIL when the transport can take
+/// them at once (a GIL hand-off per block is what limits streaming when many
+/// threads share the GIL), else with the GIL released, as they may block.
 pub fn send_blocks(py: Python<'_>, ex: &Exchange, chunks: &[&[u8]]) -> Result<(), SendError> {
+    let quick = {
+        let mut inner = ex.lock_py(py);
+        match inner.parts() {
+            (Some(t), _, output) => output.send_quick(t, chunks)?,
+            (None, ..) => return Err(SendError::Finished),
+        }
+    };
+    if quick == Quick::Done {
+        return Ok(());
+    }
     py.detach(|| {
         let mut inner = ex.lock();
-        match inner.parts() {
-            (Some(t), _, output) => output.send(t, chunks),
-            (None, ..) => Err(SendError::Finished),
+        match (inner.parts(), quick) {
+            ((Some(t), ..), Quick::Pending) => Ok(t.flush()?),
+            ((Some(t), _, output), _) => output.send(t, chunks),
+            ((None, ..), _) => Err(SendError::Finished),
         }
     })
 }

@@ -41,10 +41,29 @@ pub struct ResponseHead {
     pub content_length: Option<u64>,
 }
 
+/// What a non-blocking send did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quick {
+    /// Handed over completely; transmission goes on by itself.
+    Done,
+    /// Handed over, but part of it waits in the transport: `flush` (which
+    /// blocks) before the application may go on.
+    Pending,
+    /// Nothing was done: `send` it (which may block).
+    NotNow,
+}
+
 pub trait Transport: Send {
     /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body.
     /// `Err` carries the reason the body could not be read.
     fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, String>;
+
+    /// Like `read`, but never blocks: `Ok(None)` when no byte is available
+    /// now. The core calls it with the GIL held, to spare a GIL hand-off
+    /// when the body has already arrived.
+    fn read_ready(&mut self, _buf: &mut [MaybeUninit<u8>]) -> Result<Option<usize>, String> {
+        Ok(None)
+    }
 
     /// True for a HEAD request: no body goes out, whatever is sent.
     fn head_only(&self) -> bool;
@@ -56,6 +75,16 @@ pub trait Transport: Send {
     /// next block (PEP 3333 forbids holding this one back meanwhile). The
     /// transport may not keep the borrowed chunks past the call.
     fn send(&mut self, chunks: &[&[u8]]) -> Result<(), ClientGone>;
+
+    /// Like `send`, but never blocks (the core calls it with the GIL held).
+    fn send_quick(&mut self, _chunks: &[&[u8]]) -> Result<Quick, ClientGone> {
+        Ok(Quick::NotNow)
+    }
+
+    /// Transmits what `send_quick` left pending (blocking).
+    fn flush(&mut self) -> Result<(), ClientGone> {
+        Ok(())
+    }
 
     /// `len` bytes of `file` from `offset`, then the end of the response.
     fn send_file(&mut self, file: OwnedFd, offset: u64, len: u64) -> Result<(), ClientGone>;

@@ -149,7 +149,19 @@ def close_raises(environ, start_response):
     return Body()
 
 
-ROUTES = {'/probe': probe, '/threads': threads, '/errors-later': errors_later,
+def burst_then_wait(environ, start_response):
+    """Blocks faster than a slow client takes them, then a pause: every block
+    before the pause must reach the client during the pause (PEP 3333: no
+    block is held back while the application works on the next one)."""
+    import time
+    start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+    for _ in range(200):
+        yield b'b' * 16384
+    time.sleep(3)
+    yield b'end'
+
+
+ROUTES = {'/burst': burst_then_wait, '/probe': probe, '/threads': threads, '/errors-later': errors_later,
           '/errors-report': errors_report, '/close-raises': close_raises}
 
 
