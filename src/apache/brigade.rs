@@ -5,8 +5,6 @@ use std::marker::PhantomData;
 /// What follows the data in a pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Then {
-    /// Nothing: only filters known to pass data on at once may follow.
-    Nothing,
     /// A FLUSH: everything goes to the client before the pass returns.
     Flush,
     /// The end of the response (EOS).
@@ -57,7 +55,6 @@ impl<'r> Brigade<'r> {
             self.append(b);
         }
         match then {
-            Then::Nothing => {}
             Then::Flush => self.flush(),
             Then::Eos => self.eos(),
         }

@@ -8,10 +8,9 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::os::fd::{IntoRawFd, OwnedFd};
 
-/// Output filters that pass every brigade on at once (never hold data back
-/// without a FLUSH): with only these, a block can be handed to the core
-/// filter without a FLUSH and still reach the client unless the socket is
-/// full, which `conn_rec.data_in_output_filters` tells.
+/// Output filters that pass every brigade on at once: with only these, a
+/// block passed with a FLUSH reaches the socket in that call, and the call
+/// cannot block when the socket's send buffer has room for it.
 const PASS_THROUGH_FILTERS: [&[u8]; 8] = [
     b"byterange",
     b"content_length",
@@ -23,9 +22,12 @@ const PASS_THROUGH_FILTERS: [&[u8]; 8] = [
     b"fixup_headers_err",
 ];
 
-/// Blocks larger than this always take the blocking path: the core filter
-/// writes larger amounts of pending data blocking.
+/// Blocks larger than this always take the blocking path.
 const QUICK_MAX: usize = 32 * 1024;
+
+/// Room kept free in the send buffer beyond the block (chunk framing,
+/// headers, kernel overhead).
+const QUICK_MARGIN: usize = 4096;
 
 pub struct ApacheTransport<'r> {
     r: *mut sys::request_rec,
@@ -166,6 +168,35 @@ impl<'r> ApacheTransport<'r> {
         unsafe { (*(*self.r).connection).data_in_output_filters != 0 }
     }
 
+    /// Whether the client socket's send buffer has room for `len` more
+    /// bytes now, so that writing them cannot block.
+    fn socket_has_room(&self, len: usize) -> bool {
+        // SAFETY: the connection's socket is live; ioctl/getsockopt only
+        // write into the integers passed, and fail harmlessly on a bad fd.
+        unsafe {
+            let sock = sys::ap_get_conn_socket((*self.r).connection);
+            let mut fd: sys::apr_os_sock_t = -1;
+            if sock.is_null() || sys::apr_os_sock_get(&mut fd, sock) != sys::APR_SUCCESS {
+                return false;
+            }
+            let (mut queued, mut sndbuf): (libc::c_int, libc::c_int) = (0, 0);
+            let mut optlen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            if libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) != 0
+                || libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    (&mut sndbuf as *mut libc::c_int).cast(),
+                    &mut optlen,
+                ) != 0
+            {
+                return false;
+            }
+            // The kernel reports twice the payload it accepts (bookkeeping).
+            (queued.max(0) as usize) + len + QUICK_MARGIN <= (sndbuf.max(0) as usize) / 2
+        }
+    }
+
     fn enable_sendfile(&self) -> bool {
         // SAFETY: r is live; the shim reads the core module's directory config.
         unsafe { sys::wsgi_rs_core_enable_sendfile(self.r) == sys::ENABLE_SENDFILE_ON as u32 }
@@ -225,12 +256,15 @@ impl Transport for ApacheTransport<'_> {
 
     fn send_quick(&mut self, chunks: &[&[u8]]) -> Result<Quick, ClientGone> {
         let len: usize = chunks.iter().map(|c| c.len()).sum();
-        if len > QUICK_MAX || self.data_pending() || !self.pass_through() {
+        if len > QUICK_MAX
+            || self.data_pending()
+            || !self.pass_through()
+            || !self.socket_has_room(len)
+        {
             return Ok(Quick::NotNow);
         }
-        // No FLUSH: the core filter writes what the socket takes without
-        // blocking and sets the rest aside, which data_pending() then says.
-        if !self.brigade().pass_transient(chunks, Then::Nothing) {
+        // The socket takes it all at once: the flushed pass cannot block.
+        if !self.brigade().pass_transient(chunks, Then::Flush) {
             return Err(ClientGone);
         }
         Ok(if self.data_pending() {
