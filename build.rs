@@ -77,7 +77,7 @@ fn main() {
         .allowlist_function("wsgi_rs_.*")
         .allowlist_function("ap_(add_version_component|pass_brigade|get_brigade|get_conn_socket|set_content_type|set_content_length|setup_client_block|get_server_name_for_url|get_server_port|get_server_banner|getword_conf|check_cmd_context|pregcomp|regexec|pregsub|mpm_query|document_root|context_prefix|context_document_root|run_http_scheme|allow_options|find_path_info|get_server_description|get_server_built|run_generate_log_id|show_mpm)")
         .allowlist_function("apr_(brigade_create|brigade_cleanup|brigade_flatten|bucket_file_create|bucket_file_enable_mmap|bucket_transient_create|bucket_heap_create|bucket_eos_create|bucket_flush_create|table_get|table_set|table_add|pstrdup|pstrmemdup|pool_cleanup_register|pool_cleanup_null|os_file_put|os_sock_get)")
-        .allowlist_var("OK|DECLINED|HTTP_(FORBIDDEN|INTERNAL_SERVER_ERROR|LENGTH_REQUIRED|NOT_FOUND)|APR_SUCCESS|REQUEST_CHUNKED_DECHUNK|APLOG_(ERR|WARNING|INFO)|AP_MPMQ_MAX_(DAEMONS|THREADS)|GLOBAL_ONLY|OPT_EXECCGI|ENABLE_SENDFILE_ON|APR_FOPEN_(READ|SENDFILE_ENABLED)|AP_REG_EXTENDED|AP_MAX_REG_MATCH|AP_REQ_REJECT_PATH_INFO|AP_SERVER_(MAJORVERSION_NUMBER|MINORVERSION_NUMBER|PATCHLEVEL_NUMBER)")
+        .allowlist_var("OK|DECLINED|AP_FILTER_ERROR|HTTP_(FORBIDDEN|INTERNAL_SERVER_ERROR|LENGTH_REQUIRED|NOT_FOUND)|APR_SUCCESS|REQUEST_CHUNKED_DECHUNK|APLOG_(ERR|WARNING|INFO)|AP_MPMQ_MAX_(DAEMONS|THREADS)|GLOBAL_ONLY|OPT_EXECCGI|ENABLE_SENDFILE_ON|APR_FOPEN_(READ|SENDFILE_ENABLED)|AP_REG_EXTENDED|AP_MAX_REG_MATCH|AP_REQ_REJECT_PATH_INFO|AP_SERVER_(MAJORVERSION_NUMBER|MINORVERSION_NUMBER|PATCHLEVEL_NUMBER)")
         .default_macro_constant_type(bindgen::MacroTypeVariation::Signed)
         .derive_default(true)
         .layout_tests(false)

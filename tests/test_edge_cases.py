@@ -298,6 +298,7 @@ def test_limit_request_body_chunked_gives_a_read_error_not_a_short_body(edge, op
     assert not any(l.startswith('complete body') for l in lines), lines
     m = re.match(r'read error after (\d+) bytes: OSError: ', lines[1])
     assert m and int(m.group(1)) <= 1000, lines
+    assert 'LimitRequestBody' in lines[1], lines  # says why, not "client closed"
     # A chunked body under the limit is read completely.
     out = edge.raw(b'POST /limit%s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n'
                    b'Connection: close\r\n\r\n' % op.encode() + chunked([b'y' * 300] * 3))

@@ -54,6 +54,17 @@ extern "C" fn close_fd(data: *mut c_void) -> sys::apr_status_t {
     sys::APR_SUCCESS as sys::apr_status_t
 }
 
+/// Why the input filters refused to go on, in words for the application.
+fn read_failure(rv: sys::apr_status_t) -> &'static str {
+    // AP_FILTER_ERROR: a filter already answered the request with an error
+    // (HTTP_IN does for a body over LimitRequestBody or a malformed chunk).
+    if rv == sys::AP_FILTER_ERROR {
+        "Apache's input filters refused the request body (it is larger than LimitRequestBody, or malformed)"
+    } else {
+        "the client closed the connection or timed out"
+    }
+}
+
 impl<'r> ApacheTransport<'r> {
     /// # Safety
     /// `r` must be the live request being handled, for all of `'r`.
@@ -119,7 +130,7 @@ impl<'r> ApacheTransport<'r> {
             if rv != sys::APR_SUCCESS {
                 sys::apr_brigade_cleanup(bb.cast());
                 (*(*r).connection).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE;
-                return Err("the client closed the connection or timed out".to_string());
+                return Err(read_failure(rv).to_string());
             }
             let eos = sys::wsgi_rs_brigade_ends_with_eos(bb) != 0;
             let mut len = buf.len();
