@@ -128,3 +128,25 @@ def test_blocks_reach_a_slow_client_while_the_app_pauses(apache):
     s.close()
     assert b'end' in got
     assert all_blocks_at is not None and all_blocks_at < 2.5, all_blocks_at
+
+
+def test_each_streamed_block_arrives_while_the_app_sleeps(apache):
+    """Blocks handed to the writer thread go out at once, not with the next one."""
+    import time
+    s = socket.create_connection(('127.0.0.1', apache.port), timeout=10)
+    s.sendall(b'GET /h/sleepy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    start = time.time()
+    got, seen = b'', {}
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+        for i in range(3):
+            if b'block %d' % i in got and i not in seen:
+                seen[i] = time.time() - start
+    s.close()
+    assert sorted(seen) == [0, 1, 2], got
+    # Block i is produced at about i seconds, then the app sleeps for 1 s.
+    for i in range(3):
+        assert seen[i] < i + 0.6, seen

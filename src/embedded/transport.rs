@@ -2,7 +2,7 @@
 //! filters, the response through the output filters (bucket brigades).
 use crate::apache::brigade::{Brigade, Then};
 use crate::apache::{self, log, sys, table};
-use crate::wsgi::transport::{ClientGone, Ending, Level, Quick, ResponseHead, Transport};
+use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -10,7 +10,7 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 /// Output filters that pass every brigade on at once: with only these, a
 /// block passed with a FLUSH reaches the socket in that call, and the call
-/// cannot block when the socket's send buffer has room for it.
+/// cannot block when the socket's send buffer has room for it (`room`).
 const PASS_THROUGH_FILTERS: [&[u8]; 8] = [
     b"byterange",
     b"content_length",
@@ -21,9 +21,6 @@ const PASS_THROUGH_FILTERS: [&[u8]; 8] = [
     b"fixup_headers_out",
     b"fixup_headers_err",
 ];
-
-/// Blocks larger than this always take the blocking path.
-const QUICK_MAX: usize = 32 * 1024;
 
 /// Room kept free in the send buffer beyond the block (chunk framing,
 /// headers, kernel overhead).
@@ -174,38 +171,44 @@ impl<'r> ApacheTransport<'r> {
         ok
     }
 
-    fn data_pending(&self) -> bool {
-        // SAFETY: r and its connection are live.
-        unsafe { (*(*self.r).connection).data_in_output_filters != 0 }
-    }
-
-    /// Whether the client socket's send buffer has room for `len` more
-    /// bytes now, so that writing them cannot block.
-    fn socket_has_room(&self, len: usize) -> bool {
-        // SAFETY: the connection's socket is live; ioctl/getsockopt only
-        // write into the integers passed, and fail harmlessly on a bad fd.
+    /// The client connection's socket descriptor.
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        // SAFETY: the connection and its socket are live; apr_os_sock_get
+        // only writes the descriptor.
         unsafe {
             let sock = sys::ap_get_conn_socket((*self.r).connection);
             let mut fd: sys::apr_os_sock_t = -1;
-            if sock.is_null() || sys::apr_os_sock_get(&mut fd, sock) != sys::APR_SUCCESS {
-                return false;
-            }
-            let (mut queued, mut sndbuf): (libc::c_int, libc::c_int) = (0, 0);
-            let mut optlen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            if libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) != 0
-                || libc::getsockopt(
+            (!sock.is_null() && sys::apr_os_sock_get(&mut fd, sock) == sys::APR_SUCCESS)
+                .then_some(fd)
+        }
+    }
+
+    /// Bytes the client socket's send buffer takes now, less a margin for
+    /// chunk framing and the kernel's bookkeeping: writing that much with a
+    /// FLUSH cannot block.
+    fn socket_room(&self) -> usize {
+        let Some(fd) = self.socket_fd() else {
+            return 0;
+        };
+        let (mut queued, mut sndbuf): (libc::c_int, libc::c_int) = (0, 0);
+        let mut optlen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: ioctl/getsockopt only write into the integers passed and
+        // fail harmlessly on a bad descriptor.
+        let ok = unsafe {
+            libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
+                && libc::getsockopt(
                     fd,
                     libc::SOL_SOCKET,
                     libc::SO_SNDBUF,
                     (&mut sndbuf as *mut libc::c_int).cast(),
                     &mut optlen,
-                ) != 0
-            {
-                return false;
-            }
-            // The kernel reports twice the payload it accepts (bookkeeping).
-            (queued.max(0) as usize) + len + QUICK_MARGIN <= (sndbuf.max(0) as usize) / 2
+                ) == 0
+        };
+        if !ok {
+            return 0;
         }
+        // The kernel reports twice the payload it accepts (bookkeeping).
+        (sndbuf.max(0) as usize / 2).saturating_sub(queued.max(0) as usize + QUICK_MARGIN)
     }
 
     fn enable_sendfile(&self) -> bool {
@@ -265,31 +268,16 @@ impl Transport for ApacheTransport<'_> {
             .ok_or(ClientGone)
     }
 
-    fn send_quick(&mut self, chunks: &[&[u8]]) -> Result<Quick, ClientGone> {
-        let len: usize = chunks.iter().map(|c| c.len()).sum();
-        if len > QUICK_MAX
-            || self.data_pending()
-            || !self.pass_through()
-            || !self.socket_has_room(len)
-        {
-            return Ok(Quick::NotNow);
-        }
-        // The socket takes it all at once: the flushed pass cannot block.
-        if !self.brigade().pass_transient(chunks, Then::Flush) {
-            return Err(ClientGone);
-        }
-        Ok(if self.data_pending() {
-            Quick::Pending
-        } else {
-            Quick::Done
-        })
+    fn can_queue(&mut self) -> bool {
+        self.pass_through()
     }
 
-    fn flush(&mut self) -> Result<(), ClientGone> {
-        self.brigade()
-            .pass_transient(&[], Then::Flush)
-            .then_some(())
-            .ok_or(ClientGone)
+    fn room(&mut self) -> usize {
+        self.socket_room()
+    }
+
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.socket_fd()
     }
 
     fn send_file(&mut self, file: OwnedFd, offset: u64, len: u64) -> Result<(), ClientGone> {

@@ -12,13 +12,15 @@
 //! So a thread holding the mutex never waits for a thread waiting for the GIL.
 use super::input::InputBuffer;
 use super::output::OutputState;
+use super::output::SendError;
 use super::transport::{Level, Transport};
+use super::writer::OutQueue;
 use crate::python::interp::Interp;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use std::ffi::CStr;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 
 const CAPSULE_NAME: &CStr = c"mod_wsgi_rs.exchange";
 
@@ -26,6 +28,10 @@ pub struct Exchange {
     /// The interpreter serving the request (its helper objects build write()).
     pub interp: &'static Interp,
     inner: Mutex<Inner>,
+    /// Output waiting for the process's writer thread (see `writer`). Lock
+    /// order: `inner` before `queue`.
+    queue: Mutex<OutQueue>,
+    queue_cv: Condvar,
 }
 
 pub struct Inner {
@@ -73,6 +79,8 @@ impl Exchange {
                 output: OutputState::new(script),
                 errors_line: String::new(),
             }),
+            queue: Mutex::new(OutQueue::default()),
+            queue_cv: Condvar::new(),
         })
     }
 
@@ -98,6 +106,52 @@ impl Exchange {
     /// Locks the state. Only without the GIL (or where waiting is impossible).
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tries to lock the state (for the writer thread, which must not wait
+    /// behind a request that blocks on its client).
+    pub fn try_lock(&self) -> Result<MutexGuard<'_, Inner>, TryLockError<MutexGuard<'_, Inner>>> {
+        self.inner.try_lock()
+    }
+
+    /// The request's output queue.
+    pub fn queue(&self) -> MutexGuard<'_, OutQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes threads waiting for the queue to shrink or drain.
+    pub fn queue_changed(&self) {
+        self.queue_cv.notify_all();
+    }
+
+    /// Ends the queue with an error (the client went away, the request is over).
+    pub fn fail_queue(&self, e: SendError) {
+        let mut q = self.queue();
+        q.failed.get_or_insert(e);
+        q.data.clear();
+        q.scheduled = false;
+        drop(q);
+        self.queue_changed();
+    }
+
+    /// Waits (without the GIL) until queued output is no longer above
+    /// `limit` bytes, or, with `limit` 0, until the writer has sent all of it.
+    pub fn wait_queue(&self, limit: usize) -> Result<(), SendError> {
+        let mut q = self.queue();
+        while q.failed.is_none()
+            && if limit == 0 {
+                q.scheduled
+            } else {
+                q.data.len() > limit
+            }
+        {
+            q = self.queue_cv.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        match &q.failed {
+            Some(SendError::ClientGone) => Err(SendError::ClientGone),
+            Some(_) => Err(SendError::Finished),
+            None => Ok(()),
+        }
     }
 
     /// Locks the state from a thread that holds the GIL: if another thread

@@ -17,3 +17,4 @@ pub(crate) mod output;
 pub(crate) mod script;
 pub(crate) mod start_response;
 pub(crate) mod transport;
+pub(crate) mod writer;

@@ -1,7 +1,7 @@
 //! The response side of one request, independent of the transport: the
 //! start_response rules (PEP 3333), when the headers go out, and the cut at a
 //! declared Content-Length (as mod_wsgi does, extra output is dropped).
-use super::transport::{ClientGone, Ending, Level, Quick, ResponseHead, Transport};
+use super::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
 use std::os::fd::OwnedFd;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -121,23 +121,20 @@ impl OutputState {
         Ok(())
     }
 
-    /// Like `send`, without blocking: `Quick::NotNow` changes nothing.
-    pub fn send_quick(
+    /// Accounts for blocks that go out through the writer's queue: the
+    /// headers go out now; returns the blocks cut to the Content-Length.
+    pub fn queued<'a>(
         &mut self,
         t: &mut dyn Transport,
-        chunks: &[&[u8]],
-    ) -> Result<Quick, SendError> {
+        chunks: &[&'a [u8]],
+    ) -> Result<Vec<&'a [u8]>, SendError> {
         self.check_writable()?;
         let cut = self.cut(chunks);
-        if cut.is_empty() {
-            return Ok(Quick::Done);
-        }
-        self.send_headers(t);
-        let q = t.send_quick(&cut)?;
-        if q != Quick::NotNow {
+        if !cut.is_empty() {
+            self.send_headers(t);
             self.sent += cut.iter().map(|c| c.len() as u64).sum::<u64>();
         }
-        Ok(q)
+        Ok(cut)
     }
 
     /// The last chunks and the end of the response.

@@ -4,11 +4,13 @@
 //! `output`.
 use super::exchange::Exchange;
 use super::output::{SendError, StartError};
-use super::transport::{Quick, ResponseHead};
+use super::transport::ResponseHead;
+use super::writer;
 use crate::python::text::{latin1_bytes, type_name};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+use std::sync::Arc;
 
 /// Response headers that only make sense for one connection (PEP 3333 §"Other HTTP Features").
 const HOP_BY_HOP: [&str; 8] = [
@@ -168,28 +170,50 @@ pub fn _rs_start_response<'py>(
     objs.partial.bind(py).call1((objs.write.bind(py), ctx))
 }
 
-/// Sends blocks: without releasing the GIL when the transport can take
-/// them at once (a GIL hand-off per block is what limits streaming when many
-/// threads share the GIL), else with the GIL released, as they may block.
-pub fn send_blocks(py: Python<'_>, ex: &Exchange, chunks: &[&[u8]]) -> Result<(), SendError> {
-    let quick = {
+/// Sends blocks. Where the transport can queue them, they are copied to the
+/// request's queue for the process's writer thread, with the GIL kept (see
+/// `writer`); else they are sent with the GIL released, as that may block.
+pub fn send_blocks(py: Python<'_>, ex: &Arc<Exchange>, chunks: &[&[u8]]) -> Result<(), SendError> {
+    let queued = {
         let mut inner = ex.lock_py(py);
+        let queue = writer::available() && inner.transport().is_some_and(|t| t.can_queue());
         match inner.parts() {
-            (Some(t), _, output) => output.send_quick(t, chunks)?,
+            (Some(t), _, output) if queue => {
+                let cut = output.queued(t, chunks)?;
+                let mut q = ex.queue();
+                match &q.failed {
+                    Some(SendError::ClientGone) => return Err(SendError::ClientGone),
+                    Some(_) => return Err(SendError::Finished),
+                    None => {}
+                }
+                cut.iter().for_each(|c| q.data.extend_from_slice(c));
+                q.used = true;
+                let wake = !q.data.is_empty() && !q.scheduled;
+                q.scheduled |= wake;
+                Some((wake, q.data.len()))
+            }
+            (Some(_), ..) => None,
             (None, ..) => return Err(SendError::Finished),
         }
     };
-    if quick == Quick::Done {
-        return Ok(());
-    }
-    py.detach(|| {
-        let mut inner = ex.lock();
-        match (inner.parts(), quick) {
-            ((Some(t), ..), Quick::Pending) => Ok(t.flush()?),
-            ((Some(t), _, output), _) => output.send(t, chunks),
-            ((None, ..), _) => Err(SendError::Finished),
+    match queued {
+        Some((wake, len)) => {
+            if wake {
+                writer::schedule(ex.clone());
+            }
+            if len > writer::QUEUE_MAX {
+                return py.detach(|| ex.wait_queue(writer::QUEUE_MAX));
+            }
+            Ok(())
         }
-    })
+        None => py.detach(|| {
+            let mut inner = ex.lock();
+            match inner.parts() {
+                (Some(t), _, output) => output.send(t, chunks),
+                (None, ..) => Err(SendError::Finished),
+            }
+        }),
+    }
 }
 
 /// write(data): the imperative output API of PEP 3333.

@@ -41,18 +41,6 @@ pub struct ResponseHead {
     pub content_length: Option<u64>,
 }
 
-/// What a non-blocking send did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Quick {
-    /// Handed over completely; transmission goes on by itself.
-    Done,
-    /// Handed over, but part of it waits in the transport: `flush` (which
-    /// blocks) before the application may go on.
-    Pending,
-    /// Nothing was done: `send` it (which may block).
-    NotNow,
-}
-
 pub trait Transport: Send {
     /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body.
     /// `Err` carries the reason the body could not be read.
@@ -76,14 +64,21 @@ pub trait Transport: Send {
     /// transport may not keep the borrowed chunks past the call.
     fn send(&mut self, chunks: &[&[u8]]) -> Result<(), ClientGone>;
 
-    /// Like `send`, but never blocks (the core calls it with the GIL held).
-    fn send_quick(&mut self, _chunks: &[&[u8]]) -> Result<Quick, ClientGone> {
-        Ok(Quick::NotNow)
+    /// Whether blocks may be queued for the process's writer thread (see
+    /// `writer`): the transport can say how much it takes without blocking
+    /// (`room`), and nothing between it and the client holds data back.
+    fn can_queue(&mut self) -> bool {
+        false
     }
 
-    /// Transmits what `send_quick` left pending (blocking).
-    fn flush(&mut self) -> Result<(), ClientGone> {
-        Ok(())
+    /// How many bytes `send` takes now without blocking (0: none).
+    fn room(&mut self) -> usize {
+        0
+    }
+
+    /// A descriptor that polls writable when `room` may have grown.
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
     }
 
     /// `len` bytes of `file` from `offset`, then the end of the response.

@@ -161,7 +161,16 @@ def burst_then_wait(environ, start_response):
     yield b'end'
 
 
-ROUTES = {'/burst': burst_then_wait, '/probe': probe, '/threads': threads, '/errors-later': errors_later,
+def sleepy(environ, start_response):
+    """Each block must reach the client while the application sleeps."""
+    import time
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    for i in range(3):
+        yield b'block %d\n' % i
+        time.sleep(1)
+
+
+ROUTES = {'/burst': burst_then_wait, '/sleepy': sleepy, '/probe': probe, '/threads': threads, '/errors-later': errors_later,
           '/errors-report': errors_report, '/close-raises': close_raises}
 
 
