@@ -13,6 +13,10 @@ blocks). The static server answers hello and 64k with files of the same
 size, stream with a 100 KiB file, and post with a small file (Apache's
 default handler reads and discards the body: the ceiling for reading it).
 
+It also reports the server's CPU time per request (the Apache parent and
+children, from /proc): on a 2-core machine the client can be the limit
+(1 MiB POSTs), and then CPU per request is what tells the servers apart.
+
 Runs are interleaved (mod_wsgi, mod_wsgi_rs, static, mod_wsgi, ...) and the
 median of --repeat runs is reported, because shared machines are noisy:
 quote the ratios, not the absolute numbers.
@@ -140,6 +144,20 @@ MaxKeepAliveRequests 0
         except (OSError, ValueError):
             return None
 
+    def cpu_seconds(self):
+        """User + system CPU time of the parent and its children so far."""
+        pids = [self.pid()] + [int(p) for p in subprocess.run(
+            ['ps', '-o', 'pid=', '--ppid', str(self.pid())], capture_output=True, text=True).stdout.split()]
+        total = 0
+        for pid in pids:
+            try:
+                with open('/proc/%d/stat' % pid) as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except OSError:
+                pass
+        return total / os.sysconf('SC_CLK_TCK')
+
     def rss_kib(self):
         """Sum of VmRSS of the parent's children (the processes that serve)."""
         out = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(self.pid())], capture_output=True, text=True).stdout
@@ -177,18 +195,22 @@ MaxKeepAliveRequests 0
                 assert r.status == 200 and len(body) == size, (self.kind, path, r.status, len(body))
 
 
-def wrk(port, path, duration, connections, threads, script=None):
+def wrk(port, path, duration, connections, threads, script=None, server=None):
     cmd = ['wrk', '-t%d' % threads, '-c%d' % connections, '-d%ds' % duration]
     if path == 'post':
         cmd += ['-s', script]
+    cpu = server.cpu_seconds() if server else 0
     out = subprocess.run(cmd + ['http://127.0.0.1:%d/%s' % (port, path)],
                          capture_output=True, text=True, check=True).stdout
+    cpu = server.cpu_seconds() - cpu if server else 0
     if 'Non-2xx' in out:
         raise RuntimeError('wrk saw error responses:\n' + out)
     errors = re.search(r'Socket errors: .*', out)
     if errors:
         print('  port %d /%s: %s' % (port, path, errors.group(0)), file=sys.stderr)
-    return float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1))
+    rps = float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1))
+    total = int(re.search(r'(\d+) requests in', out).group(1))
+    return rps, 1e6 * cpu / max(total, 1)
 
 
 def main():
@@ -228,6 +250,7 @@ def main():
         f.write('wrk.method = "POST"\nwrk.body = string.rep("x", %d)\n' % POST_BODY)
     servers = [Server(k, args.mpm, args.processes, threads, os.path.abspath(args.module), base) for k in SERVERS]
     results = {(k, t): [] for k in SERVERS for t in tests}
+    cpu = {(k, t): [] for k in SERVERS for t in tests}
     rss = {k: [] for k in SERVERS}
     try:
         for rnd in range(args.repeat):
@@ -239,9 +262,11 @@ def main():
                         if not s.serves(path):
                             continue
                         wrk(s.port, path, 2, args.connections, args.threads, script)  # warm-up
-                        rps = wrk(s.port, path, args.duration, args.connections, args.threads, script)
+                        rps, cpu_us = wrk(s.port, path, args.duration, args.connections, args.threads, script, s)
                         results[(s.kind, path)].append(rps)
-                        print('round %d %-12s %-6s %9.0f req/s' % (rnd + 1, s.kind, path, rps), file=sys.stderr)
+                        cpu[(s.kind, path)].append(cpu_us)
+                        print('round %d %-12s %-6s %9.0f req/s %8.1f us CPU/request'
+                              % (rnd + 1, s.kind, path, rps, cpu_us), file=sys.stderr)
                     rss[s.kind].append(s.rss_kib())
                 finally:
                     s.stop()
@@ -258,6 +283,12 @@ def main():
     for path in tests:
         a, b, c = (med[(k, path)] for k in SERVERS)
         print('%-8s %12.0f %12.0f %12.0f %15.2fx %15.2fx' % (path, a, b, c, b / a, c / a))
+    print('\nServer CPU time per request (Apache parent and children; the client, wrk, not counted):')
+    print('%-8s %12s %12s %12s %16s' % ('app', 'mod_wsgi', 'mod_wsgi_rs', 'static', 'mod_wsgi / rs'))
+    mcpu = {k: statistics.median(v) if v else float('nan') for k, v in cpu.items()}
+    for path in tests:
+        a, b, c = (mcpu[(k, path)] for k in SERVERS)
+        print('%-8s %10.1fus %10.1fus %10.1fus %15.2fx' % (path, a, b, c, a / b))
     r = {k: statistics.median(v) for k, v in rss.items()}
     print('%-8s %9.1f MiB %8.1f MiB %8.1f MiB %15.2fx' % ('RSS', r['mod_wsgi'] / 1024, r['mod_wsgi_rs'] / 1024,
                                                          r['static'] / 1024, r['mod_wsgi_rs'] / r['mod_wsgi']))

@@ -22,9 +22,15 @@ const PASS_THROUGH_FILTERS: [&[u8]; 8] = [
     b"fixup_headers_err",
 ];
 
-/// Room kept free in the send buffer beyond the block (chunk framing,
-/// headers, kernel overhead).
-const QUICK_MARGIN: usize = 4096;
+/// Room kept free in the send buffer beyond a write (chunk framing, headers).
+const ROOM_MARGIN: usize = 4096;
+
+/// The most one write by the writer thread takes.
+const ROOM_MAX: usize = 256 * 1024;
+
+/// getsockopt(SOL_SOCKET, SO_MEMINFO): the socket's memory counters (Linux).
+const SO_MEMINFO: libc::c_int = 55;
+const SK_MEMINFO_VARS: usize = 9;
 
 pub struct ApacheTransport<'r> {
     r: *mut sys::request_rec,
@@ -183,32 +189,36 @@ impl<'r> ApacheTransport<'r> {
         }
     }
 
-    /// Bytes the client socket's send buffer takes now, less a margin for
-    /// chunk framing and the kernel's bookkeeping: writing that much with a
-    /// FLUSH cannot block.
+    /// Bytes the client socket takes now without blocking, with margins
+    /// for chunk framing and the kernel's per-buffer overhead. A write blocks
+    /// once the kernel's queued memory (payload plus overhead) reaches the
+    /// send buffer size, so this counts in that currency (SO_MEMINFO) and
+    /// takes half of what is free as payload.
     fn socket_room(&self) -> usize {
         let Some(fd) = self.socket_fd() else {
             return 0;
         };
-        let (mut queued, mut sndbuf): (libc::c_int, libc::c_int) = (0, 0);
-        let mut optlen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: ioctl/getsockopt only write into the integers passed and
-        // fail harmlessly on a bad descriptor.
-        let ok = unsafe {
-            libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
-                && libc::getsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_SNDBUF,
-                    (&mut sndbuf as *mut libc::c_int).cast(),
-                    &mut optlen,
-                ) == 0
+        let mut info = [0u32; SK_MEMINFO_VARS];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `info` and
+        // fails harmlessly on a bad descriptor.
+        let rv = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
         };
-        if !ok {
+        if rv != 0 {
             return 0;
         }
-        // The kernel reports twice the payload it accepts (bookkeeping).
-        (sndbuf.max(0) as usize / 2).saturating_sub(queued.max(0) as usize + QUICK_MARGIN)
+        let sndbuf = info[libc::SK_MEMINFO_SNDBUF as usize] as usize;
+        let queued = info[libc::SK_MEMINFO_WMEM_QUEUED as usize] as usize;
+        (sndbuf.saturating_sub(queued) / 2)
+            .saturating_sub(ROOM_MARGIN)
+            .min(ROOM_MAX)
     }
 
     fn enable_sendfile(&self) -> bool {

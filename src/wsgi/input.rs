@@ -327,7 +327,7 @@ mod tests {
         }
     }
 
-    fn read_into(i: &mut InputBuffer, t: &mut FakeTransport, n: usize) -> Vec<u8> {
+    fn read_into(i: &mut InputBuffer, t: &mut dyn Transport, n: usize) -> Vec<u8> {
         let mut dest = vec![MaybeUninit::uninit(); n];
         let got = i.read_into(t, &mut dest).unwrap();
         // SAFETY: read_into initialised `got` bytes.
