@@ -170,7 +170,13 @@ fn run(w: &'static Writer) {
             ready.append(&mut busy);
         }
         for ex in ready {
-            match write_some(&ex) {
+            // A panic must not end the thread: its requests would wait forever.
+            let progress =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_some(&ex)));
+            match progress.unwrap_or_else(|_| {
+                ex.fail_queue(SendError::ClientGone);
+                Progress::Drained
+            }) {
                 Progress::Drained => {}
                 Progress::Blocked(fd) => blocked.push((ex, fd)),
                 Progress::Busy => busy.push(ex),
