@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Duration;
 
 /// Queued bytes at which an application thread waits for the writer.
-pub const QUEUE_MAX: usize = 256 * 1024;
+pub const QUEUE_MAX: usize = 32 * 1024;
 
 /// How long a request whose lock is busy (its app is reading input, say)
 /// waits before the writer tries it again.
@@ -116,7 +116,7 @@ enum Progress {
 }
 
 /// Sends as much of `ex`'s queue as its transport takes without blocking.
-fn write_some(ex: &Exchange) -> Progress {
+fn write_some(ex: &Exchange, block: &mut Vec<u8>) -> Progress {
     let mut inner = match ex.try_lock() {
         Ok(g) => g,
         Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -142,11 +142,19 @@ fn write_some(ex: &Exchange) -> Progress {
                 None => Progress::Busy,
             };
         }
+        // The writer's one buffer carries every write: no allocation per
+        // write, and no memory left behind in the application threads' arenas.
         let n = room.min(q.data.len());
-        let block: Vec<u8> = q.data.drain(..n).collect();
+        block.clear();
+        if n == q.data.len() {
+            std::mem::swap(&mut q.data, block);
+        } else {
+            block.extend_from_slice(&q.data[..n]);
+            q.data.drain(..n);
+        }
         drop(q);
         ex.queue_changed();
-        if t.send(&[&block]).is_err() {
+        if t.send(&[block]).is_err() {
             ex.fail_queue(SendError::ClientGone);
             return Progress::Drained;
         }
@@ -156,6 +164,7 @@ fn write_some(ex: &Exchange) -> Progress {
 fn run(w: &'static Writer) {
     let mut blocked: Vec<(Arc<Exchange>, i32)> = Vec::new();
     let mut busy: Vec<Arc<Exchange>> = Vec::new();
+    let mut block: Vec<u8> = Vec::new();
     loop {
         let mut ready: Vec<Arc<Exchange>> = {
             let mut work = locked(&w.work);
@@ -169,10 +178,14 @@ fn run(w: &'static Writer) {
             ready.extend(blocked.drain(..).map(|(ex, _)| ex));
             ready.append(&mut busy);
         }
+        if block.capacity() > 4 * QUEUE_MAX {
+            block = Vec::new(); // after a huge write(), give the memory back
+        }
         for ex in ready {
             // A panic must not end the thread: its requests would wait forever.
-            let progress =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_some(&ex)));
+            let progress = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                write_some(&ex, &mut block)
+            }));
             match progress.unwrap_or_else(|_| {
                 ex.fail_queue(SendError::ClientGone);
                 Progress::Drained
