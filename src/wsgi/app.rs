@@ -63,7 +63,7 @@ pub fn serve(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(
     let result = run(py, ex, head);
     // Streamed blocks the writer has not sent yet go out before the request
     // ends (and before its staged end).
-    if ex.queue().used && py.detach(|| ex.wait_queue(0)) == Err(SendError::ClientGone) {
+    if ex.queue().used && py.detach(|| ex.wait_queue()) == Err(SendError::ClientGone) {
         let script = &head.target.script;
         let msg =
             format!("Client closed the connection while WSGI script '{script}' was responding.");
@@ -191,7 +191,7 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
             log_exception(py, ex.interp.objects(), &script, &e, &[]);
             // What the application produced before the error goes out first.
             if ex.queue().used {
-                let _ = py.detach(|| ex.wait_queue(0));
+                let _ = py.detach(|| ex.wait_queue());
             }
             let mut inner = ex.lock_py(py);
             match inner.parts() {
@@ -262,7 +262,7 @@ fn send_sequence(
         return Ok(end_staged(py, ex, &chunks)?);
     }
     let sent = py.detach(|| {
-        ex.wait_queue(0)?;
+        ex.wait_queue()?;
         let mut inner = ex.lock();
         match inner.parts() {
             (Some(t), _, output) => output.end(t, &chunks, Ending::Now),

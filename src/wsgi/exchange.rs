@@ -14,7 +14,7 @@ use super::input::InputBuffer;
 use super::output::OutputState;
 use super::output::SendError;
 use super::transport::{Level, Transport};
-use super::writer::OutQueue;
+use super::writer::{self, OutQueue};
 use crate::python::interp::Interp;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
@@ -128,24 +128,31 @@ impl Exchange {
     pub fn fail_queue(&self, e: SendError) {
         let mut q = self.queue();
         q.failed.get_or_insert(e);
-        q.data.clear();
+        q.clear();
         q.scheduled = false;
         drop(q);
         self.queue_changed();
     }
 
-    /// Waits (without the GIL) until queued output is no longer above
-    /// `limit` bytes, or, with `limit` 0, until the writer has sent all of it.
-    pub fn wait_queue(&self, limit: usize) -> Result<(), SendError> {
+    /// Waits (without the GIL) until the writer has sent everything queued.
+    pub fn wait_queue(&self) -> Result<(), SendError> {
+        self.wait_queue_until(|q| !q.scheduled)
+    }
+
+    /// Waits (without the GIL) until the queue may grow again (see
+    /// `writer::must_wait`; the process-wide part is re-checked every ms).
+    pub fn wait_queue_room(&self) -> Result<(), SendError> {
+        self.wait_queue_until(|q| !writer::must_wait(q.len()))
+    }
+
+    fn wait_queue_until(&self, done: impl Fn(&OutQueue) -> bool) -> Result<(), SendError> {
         let mut q = self.queue();
-        while q.failed.is_none()
-            && if limit == 0 {
-                q.scheduled
-            } else {
-                q.data.len() > limit
-            }
-        {
-            q = self.queue_cv.wait(q).unwrap_or_else(|p| p.into_inner());
+        while q.failed.is_none() && !done(&q) {
+            q = self
+                .queue_cv
+                .wait_timeout(q, std::time::Duration::from_millis(1))
+                .map(|(q, _)| q)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         match &q.failed {
             Some(SendError::ClientGone) => Err(SendError::ClientGone),

@@ -47,7 +47,7 @@ pub fn try_send(
     let filelike = wrapper.getattr("filelike").ok()?;
     let (fd, offset, len) = file_range(&filelike)?;
     Some(py.detach(move || {
-        ex.wait_queue(0)?;
+        ex.wait_queue()?;
         let mut inner = ex.lock();
         match inner.parts() {
             (Some(t), _, output) => output.send_file(t, fd, offset, len),

@@ -186,11 +186,11 @@ pub fn send_blocks(py: Python<'_>, ex: &Arc<Exchange>, chunks: &[&[u8]]) -> Resu
                     Some(_) => return Err(SendError::Finished),
                     None => {}
                 }
-                cut.iter().for_each(|c| q.data.extend_from_slice(c));
+                q.push(&cut);
                 q.used = true;
-                let wake = !q.data.is_empty() && !q.scheduled;
+                let wake = q.len() > 0 && !q.scheduled;
                 q.scheduled |= wake;
-                Some((wake, q.data.len()))
+                Some((wake, q.len()))
             }
             (Some(_), ..) => None,
             (None, ..) => return Err(SendError::Finished),
@@ -201,8 +201,8 @@ pub fn send_blocks(py: Python<'_>, ex: &Arc<Exchange>, chunks: &[&[u8]]) -> Resu
             if wake {
                 writer::schedule(ex.clone());
             }
-            if len > writer::QUEUE_MAX {
-                return py.detach(|| ex.wait_queue(writer::QUEUE_MAX));
+            if writer::must_wait(len) {
+                return py.detach(|| ex.wait_queue_room());
             }
             Ok(())
         }

@@ -18,11 +18,26 @@ use super::exchange::Exchange;
 use super::output::SendError;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Duration;
 
-/// Queued bytes at which an application thread waits for the writer.
-pub const QUEUE_MAX: usize = 32 * 1024;
+/// Queued bytes at which an application thread always waits for the writer.
+const QUEUE_MAX: usize = 256 * 1024;
+
+/// Bytes queued in the whole process above which requests holding more than
+/// `QUEUE_MIN` wait too: streamed data waits in user space rather than in
+/// the kernel's socket buffers, so this bounds what streaming adds to RSS.
+const PROCESS_BUDGET: usize = 2 << 20;
+const QUEUE_MIN: usize = 32 * 1024;
+
+/// Bytes queued in this process, all requests together.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a request holding `own` queued bytes must wait for the writer.
+pub fn must_wait(own: usize) -> bool {
+    own > QUEUE_MAX || (own > QUEUE_MIN && QUEUED.load(Ordering::Relaxed) > PROCESS_BUDGET)
+}
 
 /// How long a request whose lock is busy (its app is reading input, say)
 /// waits before the writer tries it again.
@@ -31,12 +46,47 @@ const BUSY_RETRY: Duration = Duration::from_millis(2);
 /// One request's queued output.
 #[derive(Default)]
 pub struct OutQueue {
-    pub data: Vec<u8>,
+    data: Vec<u8>,
     /// On the writer's lists (or being written): drained is !scheduled.
     pub scheduled: bool,
     /// Set once anything was queued: the request must drain before it ends.
     pub used: bool,
     pub failed: Option<SendError>,
+}
+
+impl OutQueue {
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn push(&mut self, chunks: &[&[u8]]) {
+        let before = self.data.len();
+        chunks.iter().for_each(|c| self.data.extend_from_slice(c));
+        QUEUED.fetch_add(self.data.len() - before, Ordering::Relaxed);
+    }
+
+    /// Moves the first `n` bytes into `block` (emptied first).
+    fn take(&mut self, n: usize, block: &mut Vec<u8>) {
+        block.clear();
+        if n == self.data.len() {
+            std::mem::swap(&mut self.data, block);
+        } else {
+            block.extend_from_slice(&self.data[..n]);
+            self.data.drain(..n);
+        }
+        QUEUED.fetch_sub(block.len(), Ordering::Relaxed);
+    }
+
+    pub fn clear(&mut self) {
+        QUEUED.fetch_sub(self.data.len(), Ordering::Relaxed);
+        self.data.clear();
+    }
+}
+
+impl Drop for OutQueue {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
 
 struct Work {
@@ -129,7 +179,7 @@ fn write_some(ex: &Exchange, block: &mut Vec<u8>) -> Progress {
         };
         let mut q = ex.queue();
         if q.data.is_empty() || q.failed.is_some() {
-            q.data.clear();
+            q.clear();
             q.scheduled = false;
             drop(q);
             ex.queue_changed();
@@ -145,13 +195,7 @@ fn write_some(ex: &Exchange, block: &mut Vec<u8>) -> Progress {
         // The writer's one buffer carries every write: no allocation per
         // write, and no memory left behind in the application threads' arenas.
         let n = room.min(q.data.len());
-        block.clear();
-        if n == q.data.len() {
-            std::mem::swap(&mut q.data, block);
-        } else {
-            block.extend_from_slice(&q.data[..n]);
-            q.data.drain(..n);
-        }
+        q.take(n, block);
         drop(q);
         ex.queue_changed();
         if t.send(&[block]).is_err() {
