@@ -16,44 +16,35 @@ use config::{DirConfig, ServerConfig};
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
+/// Runs `f`; a panic becomes its message.
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    })
 }
 
 /// Runs `f`, turning a panic into `fallback` (and a log line).
 fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(p) => {
-            let msg = format!(
-                "mod_wsgi_rs: internal error in {what}: {}",
-                panic_message(&*p)
-            );
-            log::server(wsgi::transport::Level::Error, &msg);
-            fallback
-        }
-    }
+    caught(f).unwrap_or_else(|msg| {
+        let msg = format!("mod_wsgi_rs: internal error in {what}: {msg}");
+        log::server(wsgi::transport::Level::Error, &msg);
+        fallback
+    })
 }
 
 /// Runs `f`, which must produce a configuration record: Apache dereferences
 /// what it gets, so there is no fallback for a panic but stopping the process
 /// (at configuration time, with the reason on stderr and in the log).
 fn must<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(p) => {
-            let msg = format!(
-                "mod_wsgi_rs: cannot create the configuration ({what}): {}",
-                panic_message(&*p)
-            );
-            eprintln!("{msg}");
-            log::server(wsgi::transport::Level::Error, &msg);
-            std::process::abort()
-        }
-    }
+    caught(f).unwrap_or_else(|msg| {
+        let msg = format!("mod_wsgi_rs: cannot create the configuration ({what}): {msg}");
+        eprintln!("{msg}");
+        log::server(wsgi::transport::Level::Error, &msg);
+        std::process::abort()
+    })
 }
 
 /// Puts `value` in `pool`, dropped when the pool is cleared.

@@ -210,10 +210,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
         Some(Ok(())) => {
             // The GIL is released: pass what the application left staged.
             if !transport.complete() {
-                let msg = format!(
-                    "Client closed the connection while WSGI script '{}' was responding.",
-                    head.target.script
-                );
+                let msg = app::client_gone(&head.target.script);
                 // SAFETY: r is live.
                 unsafe { log::rerror(r, log::INFO, &msg) };
             }

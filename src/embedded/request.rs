@@ -72,7 +72,7 @@ pub unsafe fn expand_env(r: *const sys::request_rec, value: &str) -> String {
 /// # Safety
 /// `r` must be the live request being handled.
 pub unsafe fn head(r: *mut sys::request_rec, d: Decided) -> RequestHead {
-    let mut h = RequestHead::new(d.target);
+    let mut h = RequestHead::new(Target::default());
     // SAFETY: r, its connection, server and tables are live (caller).
     unsafe {
         if (*r).read_chunked == 0 {
@@ -80,9 +80,10 @@ pub unsafe fn head(r: *mut sys::request_rec, d: Decided) -> RequestHead {
         }
         let https = environment(r, &mut h);
         headers(r, &mut h, d.pass_authorization);
-        cgi_variables(r, &mut h, &d.script_name, &d.path_info, https);
-        mod_wsgi_variables(r, &mut h, &d.script_name, &d.path_info);
+        cgi_variables(r, &mut h, &d, https);
+        mod_wsgi_variables(r, &mut h, &d);
     }
+    h.target = d.target;
     h
 }
 
@@ -121,13 +122,7 @@ unsafe fn headers(r: *mut sys::request_rec, h: &mut RequestHead, pass_authorizat
     };
 }
 
-unsafe fn cgi_variables(
-    r: *mut sys::request_rec,
-    h: &mut RequestHead,
-    script_name: &[u8],
-    path_info: &[u8],
-    https: bool,
-) {
+unsafe fn cgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &Decided, https: bool) {
     let text = |p| {
         // SAFETY: Apache's strings are NUL-terminated and live with r.
         unsafe { apache::cbytes(p) }.unwrap_or(b"")
@@ -139,8 +134,8 @@ unsafe fn cgi_variables(
             Key::RequestMethod,
             apache::cbytes((*r).method).unwrap_or(b"GET"),
         );
-        h.set(Key::ScriptName, script_name);
-        h.set(Key::PathInfo, path_info);
+        h.set(Key::ScriptName, &d.script_name);
+        h.set(Key::PathInfo, &d.path_info);
         h.set(Key::QueryString, text((*r).args));
         h.set(Key::RequestUri, request_line_uri(text((*r).the_request)));
         h.set(
@@ -180,8 +175,7 @@ unsafe fn cgi_variables(
             text(sys::ap_context_document_root(r)),
             Text::Path,
         );
-        let script = h.target.script.clone();
-        h.set_as(Key::ScriptFilename, script.as_bytes(), Text::Path);
+        h.set_as(Key::ScriptFilename, d.target.script.as_bytes(), Text::Path);
         if !(*r).prev.is_null() {
             let prev = (*r).prev;
             h.set(Key::RedirectUrl, text((*prev).uri));
@@ -193,24 +187,18 @@ unsafe fn cgi_variables(
 }
 
 /// The mod_wsgi.* keys applications read.
-unsafe fn mod_wsgi_variables(
-    r: *mut sys::request_rec,
-    h: &mut RequestHead,
-    script_name: &[u8],
-    path_info: &[u8],
-) {
+unsafe fn mod_wsgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &Decided) {
     // SAFETY: r and its connection are live (caller).
     unsafe {
         let c = (*r).connection;
-        let callable = h.target.callable.clone();
-        h.set(Key::CallableObject, callable.as_bytes());
+        h.set(Key::CallableObject, d.target.callable.as_bytes());
         h.set(
             Key::RequestHandler,
             apache::cbytes((*r).handler).unwrap_or(b""),
         );
         h.set(
             Key::ScriptReloading,
-            if h.target.script_reloading {
+            if d.target.script_reloading {
                 b"1"
             } else {
                 b"0"
@@ -222,8 +210,8 @@ unsafe fn mod_wsgi_variables(
             h.set_int(Key::ListenerPort, (*(*c).local_addr).port);
         }
         h.set_int(Key::RequestStart, (*r).request_time);
-        h.set(Key::MwScriptName, script_name);
-        h.set(Key::MwPathInfo, path_info);
+        h.set(Key::MwScriptName, &d.script_name);
+        h.set(Key::MwPathInfo, &d.path_info);
         // Apache's request log id (%L), generated now if nothing asked for it yet.
         if (*r).log_id.is_null() {
             sys::ap_run_generate_log_id(c, r, &mut (*r).log_id);

@@ -55,14 +55,49 @@ fn stream_index(stream: u8) -> usize {
 }
 
 fn flush_stream(py: Python<'_>, stream: u8) {
-    let text = PENDING.with(|p| std::mem::take(&mut p.borrow_mut()[stream_index(stream)]));
-    if !text.is_empty() {
+    if let Some(text) = PENDING.with(|p| take_line(&mut p.borrow_mut()[stream_index(stream)])) {
         emit(py, Level::Error, &[&text]);
     }
 }
 
 fn expired() -> PyErr {
     PyRuntimeError::new_err("log object has expired")
+}
+
+/// Log.write(): `ctx` is the request's capsule for wsgi.errors, None for
+/// sys.stdout (stream 0) and sys.stderr (stream 1).
+/// Updates the partial line of a stream with `f` and logs the text it
+/// returns: the request's wsgi.errors (`ctx` its capsule; raises once the
+/// request is over) or this thread's stdout/stderr (`ctx` None).
+fn with_pending(
+    py: Python<'_>,
+    ctx: &Bound<'_, PyAny>,
+    stream: u8,
+    f: impl FnOnce(&mut String) -> Option<String>,
+) -> PyResult<()> {
+    if ctx.is_none() {
+        if let Some(done) = PENDING.with(|p| f(&mut p.borrow_mut()[stream_index(stream)])) {
+            emit(py, Level::Error, &done.split('\n').collect::<Vec<_>>());
+        }
+        return Ok(());
+    }
+    let ex = Exchange::from_capsule(ctx)?;
+    let done = {
+        let mut inner = ex.lock_py(py);
+        if inner.transport().is_none() {
+            return Err(expired());
+        }
+        f(&mut inner.errors_line)
+    };
+    if let Some(done) = done {
+        ex.log_lines(py, Level::Error, &done.split('\n').collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
+/// The whole partial line, if there is one.
+fn take_line(pending: &mut String) -> Option<String> {
+    Some(std::mem::take(pending)).filter(|t| !t.is_empty())
 }
 
 /// Log.write(): `ctx` is the request's capsule for wsgi.errors, None for
@@ -75,46 +110,12 @@ pub fn _rs_log_write(
     text: &Bound<'_, PyString>,
 ) -> PyResult<()> {
     let text = text.to_string_lossy();
-    if ctx.is_none() {
-        let done =
-            PENDING.with(|p| complete_lines(&mut p.borrow_mut()[stream_index(stream)], &text));
-        if let Some(done) = done {
-            emit(py, Level::Error, &done.split('\n').collect::<Vec<_>>());
-        }
-        return Ok(());
-    }
-    let ex = Exchange::from_capsule(ctx)?;
-    let done = {
-        let mut inner = ex.lock_py(py);
-        if inner.transport().is_none() {
-            return Err(expired());
-        }
-        complete_lines(&mut inner.errors_line, &text)
-    };
-    if let Some(done) = done {
-        ex.log_lines(py, Level::Error, &done.split('\n').collect::<Vec<_>>());
-    }
-    Ok(())
+    with_pending(py, ctx, stream, |p| complete_lines(p, &text))
 }
 
 #[pyfunction]
 pub fn _rs_log_flush(py: Python<'_>, ctx: &Bound<'_, PyAny>, stream: u8) -> PyResult<()> {
-    if ctx.is_none() {
-        flush_stream(py, stream);
-        return Ok(());
-    }
-    let ex = Exchange::from_capsule(ctx)?;
-    let text = {
-        let mut inner = ex.lock_py(py);
-        if inner.transport().is_none() {
-            return Err(expired());
-        }
-        std::mem::take(&mut inner.errors_line)
-    };
-    if !text.is_empty() {
-        ex.log_lines(py, Level::Error, &[&text]);
-    }
-    Ok(())
+    with_pending(py, ctx, stream, take_line)
 }
 
 /// A message of the module's own at info level (script loading, as mod_wsgi logs it).

@@ -63,14 +63,17 @@ pub fn serve(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(
     let result = run(py, ex, head);
     // Streamed blocks the writer has not sent yet go out before the request
     // ends (and before its staged end).
-    if ex.queue().used && py.detach(|| ex.wait_queue()) == Err(SendError::ClientGone) {
-        let script = &head.target.script;
-        let msg =
-            format!("Client closed the connection while WSGI script '{script}' was responding.");
-        ex.log_lines(py, Level::Info, &[&msg]);
+    let pending = ex.queue().scheduled;
+    if pending && py.detach(|| ex.wait_queue()) == Err(SendError::ClientGone) {
+        ex.log_lines(py, Level::Info, &[&client_gone(&head.target.script)]);
     }
     logging::set_current(py, None);
     result
+}
+
+/// The info line for a client that went away mid-response.
+pub fn client_gone(script: &str) -> String {
+    format!("Client closed the connection while WSGI script '{script}' was responding.")
 }
 
 /// Logs an exception with its traceback, after `first` lines.
@@ -169,10 +172,8 @@ fn finish(py: Python<'_>, ex: &Arc<Exchange>, ended: bool) -> Result<(), NoRespo
 /// without blocking, so the GIL stays held.
 fn end_staged(py: Python<'_>, ex: &Exchange, chunks: &[&[u8]]) -> Result<(), SendError> {
     let mut inner = ex.lock_py(py);
-    match inner.parts() {
-        (Some(t), _, output) => output.end(t, chunks, Ending::Staged),
-        (None, ..) => Err(SendError::Finished),
-    }
+    let (t, output) = inner.output()?;
+    output.end(t, chunks, Ending::Staged)
 }
 
 /// Turns a failure into the answer: a 500 if nothing went out yet, else a
@@ -181,16 +182,14 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
     let script = ex.lock_py(py).output.script().to_string();
     match f {
         Failure::ClientGone => {
-            let msg = format!(
-                "Client closed the connection while WSGI script '{script}' was responding."
-            );
-            ex.log_lines(py, Level::Info, &[&msg]);
+            ex.log_lines(py, Level::Info, &[&client_gone(&script)]);
             Ok(())
         }
         Failure::Error(e) => {
             log_exception(py, ex.interp.objects(), &script, &e, &[]);
             // What the application produced before the error goes out first.
-            if ex.queue().used {
+            let pending = ex.queue().scheduled;
+            if pending {
                 let _ = py.detach(|| ex.wait_queue());
             }
             let mut inner = ex.lock_py(py);
@@ -264,10 +263,8 @@ fn send_sequence(
     let sent = py.detach(|| {
         ex.wait_queue()?;
         let mut inner = ex.lock();
-        match inner.parts() {
-            (Some(t), _, output) => output.end(t, &chunks, Ending::Now),
-            (None, ..) => Err(SendError::Finished),
-        }
+        let (t, output) = inner.output()?;
+        output.end(t, &chunks, Ending::Now)
     });
     Ok(sent?)
 }

@@ -41,6 +41,8 @@ pub struct Inner {
     pub output: OutputState,
     /// wsgi.errors text not yet ended by a newline.
     pub errors_line: String,
+    /// Whether streamed blocks go through the writer's queue (decided once).
+    queueing: Option<bool>,
 }
 
 // SAFETY: `transport` points to a `dyn Transport`, which is `Send`, and is
@@ -67,6 +69,26 @@ impl Inner {
     pub fn transport(&mut self) -> Option<&mut dyn Transport> {
         self.parts().0
     }
+
+    /// The transport and the output state, or Finished once the request is over.
+    pub fn output(&mut self) -> Result<(&mut dyn Transport, &mut OutputState), SendError> {
+        match self.parts() {
+            (Some(t), _, output) => Ok((t, output)),
+            (None, ..) => Err(SendError::Finished),
+        }
+    }
+
+    /// Whether this request's streamed blocks go to the writer's queue:
+    /// decided on the first block (it costs a getpid and a walk of the
+    /// output filters), then kept.
+    pub fn queueing(&mut self) -> bool {
+        if let Some(q) = self.queueing {
+            return q;
+        }
+        let q = writer::available() && self.transport().is_some_and(|t| t.can_queue());
+        self.queueing = Some(q);
+        q
+    }
 }
 
 impl Exchange {
@@ -78,6 +100,7 @@ impl Exchange {
                 input: InputBuffer::new(body_length),
                 output: OutputState::new(script),
                 errors_line: String::new(),
+                queueing: None,
             }),
             queue: Mutex::new(OutQueue::default()),
             queue_cv: Condvar::new(),
@@ -154,11 +177,7 @@ impl Exchange {
                 .map(|(q, _)| q)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        match &q.failed {
-            Some(SendError::ClientGone) => Err(SendError::ClientGone),
-            Some(_) => Err(SendError::Finished),
-            None => Ok(()),
-        }
+        q.result()
     }
 
     /// Locks the state from a thread that holds the GIL: if another thread

@@ -34,14 +34,14 @@ fn file_range(filelike: &Bound<'_, PyAny>) -> Option<(OwnedFd, u64, u64)> {
 }
 
 /// Sends `wrapper.filelike` as a file range plus the end of the response.
-/// None: not a regular file (or the response already used write()); the
-/// caller iterates instead.
+/// None: not a regular file (or write() already sent part of the response);
+/// the caller iterates instead.
 pub fn try_send(
     py: Python<'_>,
     ex: &Exchange,
     wrapper: &Bound<'_, PyAny>,
 ) -> Option<Result<(), SendError>> {
-    if ex.lock_py(py).output.write_used {
+    if ex.lock_py(py).output.headers_sent() {
         return None;
     }
     let filelike = wrapper.getattr("filelike").ok()?;
@@ -49,9 +49,7 @@ pub fn try_send(
     Some(py.detach(move || {
         ex.wait_queue()?;
         let mut inner = ex.lock();
-        match inner.parts() {
-            (Some(t), _, output) => output.send_file(t, fd, offset, len),
-            (None, ..) => Err(SendError::Finished),
-        }
+        let (t, output) = inner.output()?;
+        output.send_file(t, fd, offset, len)
     }))
 }

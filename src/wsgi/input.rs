@@ -330,9 +330,9 @@ mod tests {
     fn read_into(i: &mut InputBuffer, t: &mut dyn Transport, n: usize) -> Vec<u8> {
         let mut dest = vec![MaybeUninit::uninit(); n];
         let got = i.read_into(t, &mut dest).unwrap();
-        // SAFETY: read_into initialised `got` bytes.
         dest[..got]
             .iter()
+            // SAFETY: read_into initialised the first `got` bytes.
             .map(|b| unsafe { b.assume_init() })
             .collect()
     }

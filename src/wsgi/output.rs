@@ -4,7 +4,7 @@
 use super::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
 use std::os::fd::OwnedFd;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
     /// start_response() has not been called.
     NotStarted,
@@ -35,8 +35,6 @@ pub struct OutputState {
     headers_sent: bool,
     /// Body bytes handed to the transport (after the Content-Length cut).
     sent: u64,
-    /// write() was used: a file_wrapper result must then be iterated.
-    pub write_used: bool,
     ended: bool,
 }
 

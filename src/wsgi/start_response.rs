@@ -176,24 +176,18 @@ pub fn _rs_start_response<'py>(
 pub fn send_blocks(py: Python<'_>, ex: &Arc<Exchange>, chunks: &[&[u8]]) -> Result<(), SendError> {
     let queued = {
         let mut inner = ex.lock_py(py);
-        let queue = writer::available() && inner.transport().is_some_and(|t| t.can_queue());
-        match inner.parts() {
-            (Some(t), _, output) if queue => {
-                let cut = output.queued(t, chunks)?;
-                let mut q = ex.queue();
-                match &q.failed {
-                    Some(SendError::ClientGone) => return Err(SendError::ClientGone),
-                    Some(_) => return Err(SendError::Finished),
-                    None => {}
-                }
-                q.push(&cut);
-                q.used = true;
-                let wake = q.len() > 0 && !q.scheduled;
-                q.scheduled |= wake;
-                Some((wake, q.len()))
-            }
-            (Some(_), ..) => None,
-            (None, ..) => return Err(SendError::Finished),
+        let queueing = inner.queueing();
+        let (t, output) = inner.output()?;
+        if queueing {
+            let cut = output.queued(t, chunks)?;
+            let mut q = ex.queue();
+            q.result()?;
+            q.push(&cut);
+            let wake = q.len() > 0 && !q.scheduled;
+            q.scheduled |= wake;
+            Some((wake, q.len()))
+        } else {
+            None
         }
     };
     match queued {
@@ -208,10 +202,8 @@ pub fn send_blocks(py: Python<'_>, ex: &Arc<Exchange>, chunks: &[&[u8]]) -> Resu
         }
         None => py.detach(|| {
             let mut inner = ex.lock();
-            match inner.parts() {
-                (Some(t), _, output) => output.send(t, chunks),
-                (None, ..) => Err(SendError::Finished),
-            }
+            let (t, output) = inner.output()?;
+            output.send(t, chunks)
         }),
     }
 }
@@ -226,7 +218,6 @@ pub fn _rs_write(py: Python<'_>, ctx: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>
             type_name(data)
         ))
     })?;
-    ex.lock_py(py).output.write_used = true;
     send_blocks(py, &ex, &[bytes.as_bytes()]).map_err(|e| match e {
         SendError::NotStarted => PyRuntimeError::new_err("write() called before start_response()"),
         SendError::Finished => {

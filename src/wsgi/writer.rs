@@ -49,12 +49,15 @@ pub struct OutQueue {
     data: Vec<u8>,
     /// On the writer's lists (or being written): drained is !scheduled.
     pub scheduled: bool,
-    /// Set once anything was queued: the request must drain before it ends.
-    pub used: bool,
     pub failed: Option<SendError>,
 }
 
 impl OutQueue {
+    /// Err once the queue failed (the client went away, the request is over).
+    pub fn result(&self) -> Result<(), SendError> {
+        self.failed.map_or(Ok(()), Err)
+    }
+
     pub fn len(&self) -> usize {
         self.data.len()
     }
