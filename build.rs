@@ -73,11 +73,13 @@ fn main() {
         bg = bg.clang_arg(flag);
     }
     let bindings = bg
-        .allowlist_type("ap_filter_t|ap_filter_rec_t|request_rec|server_rec|conn_rec|cmd_parms|command_rec|apr_table_entry_t|apr_array_header_t|apr_finfo_t|ap_regmatch_t|ap_regex_t")
+        .allowlist_type("ap_filter_t|ap_filter_rec_t|request_rec|server_rec|conn_rec|cmd_parms|command_rec|apr_table_entry_t|apr_array_header_t|apr_finfo_t|ap_regmatch_t|ap_regex_t|apr_proc_t|unixd_config_rec|process_rec")
         .allowlist_function("wsgi_rs_.*")
-        .allowlist_function("ap_(add_version_component|pass_brigade|get_brigade|get_conn_socket|set_content_type|set_content_length|setup_client_block|get_server_name_for_url|get_server_port|get_server_banner|getword_conf|check_cmd_context|pregcomp|regexec|pregsub|mpm_query|document_root|context_prefix|context_document_root|run_http_scheme|allow_options|find_path_info|get_server_description|get_server_built|run_generate_log_id|show_mpm)")
+        .allowlist_function("ap_(add_version_component|pass_brigade|get_brigade|get_conn_socket|set_content_type|set_content_length|setup_client_block|get_server_name_for_url|get_server_port|get_server_banner|getword_conf|check_cmd_context|pregcomp|regexec|pregsub|mpm_query|document_root|context_prefix|context_document_root|run_http_scheme|allow_options|find_path_info|get_server_description|get_server_built|run_generate_log_id|show_mpm|state_query|runtime_dir_relative|server_root_relative|close_listeners|update_vhost_from_headers)")
+        .allowlist_var("ap_unixd_config|ap_server_conf")
+        .allowlist_function("apr_proc_other_child_(register|unregister)|apr_pool_userdata_(get|setn)")
         .allowlist_function("apr_(brigade_create|brigade_cleanup|brigade_flatten|bucket_file_create|bucket_file_enable_mmap|bucket_transient_create|bucket_heap_create|bucket_eos_create|bucket_flush_create|table_get|table_set|table_add|pstrdup|pstrmemdup|pool_cleanup_register|pool_cleanup_null|os_file_put|os_sock_get)")
-        .allowlist_var("OK|DECLINED|AP_FILTER_ERROR|HTTP_(FORBIDDEN|INTERNAL_SERVER_ERROR|LENGTH_REQUIRED|NOT_FOUND)|APR_SUCCESS|REQUEST_CHUNKED_DECHUNK|APLOG_(ERR|WARNING|INFO)|AP_MPMQ_MAX_(DAEMONS|THREADS)|GLOBAL_ONLY|OPT_EXECCGI|ENABLE_SENDFILE_ON|APR_FOPEN_(READ|SENDFILE_ENABLED)|AP_REG_EXTENDED|AP_MAX_REG_MATCH|AP_REQ_REJECT_PATH_INFO|AP_SERVER_(MAJORVERSION_NUMBER|MINORVERSION_NUMBER|PATCHLEVEL_NUMBER)")
+        .allowlist_var("OK|DECLINED|AP_FILTER_ERROR|HTTP_(FORBIDDEN|INTERNAL_SERVER_ERROR|LENGTH_REQUIRED|NOT_FOUND)|APR_SUCCESS|REQUEST_CHUNKED_DECHUNK|APLOG_(ERR|WARNING|INFO)|AP_MPMQ_MAX_(DAEMONS|THREADS)|GLOBAL_ONLY|OPT_EXECCGI|ENABLE_SENDFILE_ON|APR_FOPEN_(READ|SENDFILE_ENABLED)|AP_REG_EXTENDED|AP_MAX_REG_MATCH|AP_REQ_REJECT_PATH_INFO|AP_SERVER_(MAJORVERSION_NUMBER|MINORVERSION_NUMBER|PATCHLEVEL_NUMBER)|AP_SQ_(MAIN_STATE|CONFIG_GEN|MS_CREATE_PRE_CONFIG|MS_EXITING)|APR_OC_REASON_(DEATH|LOST|UNREGISTER)|HTTP_(BAD_GATEWAY|SERVICE_UNAVAILABLE|GATEWAY_TIME_OUT)")
         .default_macro_constant_type(bindgen::MacroTypeVariation::Signed)
         .derive_default(true)
         .layout_tests(false)

@@ -34,15 +34,16 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIPythonPath", RSRC_CONF, "Directories added to sys.path, separated by ':'."),
     WSGI_DIRECTIVE("WSGIPythonOptimize", RSRC_CONF, "Python optimisation level: 0, 1 or 2."),
 
+    WSGI_DIRECTIVE("WSGIDaemonProcess", RSRC_CONF, "Daemon process group name and options."),
+    WSGI_DIRECTIVE("WSGIProcessGroup", ACCESS_CONF | RSRC_CONF, "Daemon process group the application runs in (%{GLOBAL}: embedded)."),
+    WSGI_DIRECTIVE("WSGISocketPrefix", RSRC_CONF, "Path prefix of daemon sockets (relative to ServerRoot)."),
+    WSGI_DIRECTIVE("WSGISocketRotation", RSRC_CONF, "Off: daemon socket names stay the same across restarts."),
+    WSGI_DIRECTIVE("WSGIAcceptMutex", RSRC_CONF, "Accepted for compatibility; has no effect."),
+    WSGI_DIRECTIVE("WSGIRestrictEmbedded", RSRC_CONF, "On: refuse to run applications in Apache's children."),
+
     /* mod_wsgi directives not implemented yet: known, so that Apache stops with
      * a clear reason instead of "Invalid command". */
-    WSGI_DIRECTIVE("WSGIDaemonProcess", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIProcessGroup", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGISocketPrefix", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGISocketRotation", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIAcceptMutex", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIImportScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIRestrictEmbedded", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIRestrictProcess", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGILazyInitialization", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAccessScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),

@@ -17,6 +17,8 @@
 #include "apr_portable.h"
 #include "apr_strings.h"
 #include "apr_tables.h"
+#include "ap_listen.h"
+#include "unixd.h"
 
 /* Macro wrappers: bindgen cannot call these macros, so each is one C line. */
 void *wsgi_rs_server_config(server_rec *s);

@@ -7,6 +7,7 @@
 
 mod apache;
 mod config;
+mod daemon;
 mod embedded;
 mod python;
 mod wsgi;
@@ -166,9 +167,9 @@ pub unsafe extern "C" fn wsgi_rs_post_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
-    _s: *mut sys::server_rec,
+    s: *mut sys::server_rec,
 ) -> i32 {
-    guard("post_config", sys::OK, || {
+    guard("post_config", sys::HTTP_INTERNAL_SERVER_ERROR, || {
         let component = CString::new(format!(
             "mod_wsgi_rs/{} Python/{}",
             env!("CARGO_PKG_VERSION"),
@@ -177,6 +178,13 @@ pub unsafe extern "C" fn wsgi_rs_post_config(
         .expect("no NUL");
         // SAFETY: pconf is live; Apache copies the string into it.
         unsafe { sys::ap_add_version_component(pconf, component.as_ptr()) };
+        // Daemon processes are forked last, so they see the whole banner.
+        // SAFETY: Apache passes its live configuration pool and main server.
+        if let Err(e) = unsafe { daemon::supervisor::start(pconf, s) } {
+            eprintln!("mod_wsgi_rs: {e}");
+            log::server(wsgi::transport::Level::Error, &format!("mod_wsgi_rs: {e}"));
+            return sys::HTTP_INTERNAL_SERVER_ERROR;
+        }
         sys::OK
     })
 }

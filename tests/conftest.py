@@ -8,6 +8,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Apache  # noqa: E402
 
 MPMS = os.environ.get('WSGI_RS_TEST_MPMS', 'event,prefork').split(',')
+# Where the shared-suite applications run: in Apache's children, or in a
+# daemon process group (WSGIDaemonProcess + WSGIProcessGroup).
+MODES = os.environ.get('WSGI_RS_TEST_MODES', 'embedded,daemon').split(',')
+# Every (MPM, mode) pair, as fixture parameters named e.g. "event-daemon".
+SETUPS = [pytest.param((m, mode), id='%s-%s' % (m, mode)) for mode in MODES for m in MPMS]
+DAEMON_CONF = 'WSGIDaemonProcess testd processes=1 threads=8\nWSGIProcessGroup testd\n'
+
+
+def in_mode(conf, mode):
+    """The configuration `conf`, with its applications in `mode`."""
+    return (DAEMON_CONF + conf) if mode == 'daemon' else conf
 
 
 @pytest.fixture(scope='session')
@@ -31,11 +42,17 @@ def start_apache():
                 a.cleanup()
 
 
-def server_fixture(conf, mpms=None, scope='module', **kw):
-    """A module-level fixture: one server per MPM, shared by the module's tests."""
-    @pytest.fixture(scope=scope, params=mpms or MPMS)
+def server_fixture(conf, mpms=None, scope='module', modes=None, **kw):
+    """A module-level fixture: one server per MPM and mode (embedded, daemon),
+    shared by the module's tests; `server.mode` says which."""
+    params = [pytest.param((m, mode), id='%s-%s' % (m, mode))
+              for mode in (modes or MODES) for m in (mpms or MPMS)]
+
+    @pytest.fixture(scope=scope, params=params)
     def fixture(request, start_apache):
-        a = start_apache(conf, mpm=request.param, name=request.module.__name__, **kw)
+        mpm, mode = request.param
+        a = start_apache(in_mode(conf, mode), mpm=mpm, name=request.module.__name__, **kw)
+        a.mode = mode
         yield a
         a.stop()
     return fixture

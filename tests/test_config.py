@@ -12,7 +12,7 @@ from harness import Apache, MODULE, PYTHON
 BAD = [
     ('WSGIPythonOptimize 3', 'WSGIPythonOptimize must be 0, 1 or 2'),
     ('WSGIScriptAlias /x @APPS@/env.wsgi bogus=1', 'Invalid option to WSGI script alias definition'),
-    ('WSGIScriptAlias /x @APPS@/env.wsgi process-group=daemon1', "WSGI process group 'daemon1' is not configured"),
+    ('WSGIScriptAlias /x @APPS@/env.wsgi process-group=daemon1', "WSGI process group not yet configured: 'daemon1'"),
     ('WSGIScriptAlias /x', 'WSGIScriptAlias needs a URL and a script path'),
     ('WSGIScriptAlias relative @APPS@/env.wsgi', "must start with '/'"),
     ('WSGIScriptAliasMatch ^/(unclosed @APPS@/env.wsgi', 'Regular expression could not be compiled'),
@@ -22,9 +22,15 @@ BAD = [
     ('WSGIChunkedRequest', 'WSGIChunkedRequest takes one argument'),
     ('WSGIPythonHome /no/such/python/home', "Unable to stat Python home '/no/such/python/home'"),
     ('<VirtualHost *:80>\nWSGIPythonPath /tmp\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
-    ('WSGIDaemonProcess site processes=2', 'WSGIDaemonProcess is not supported by this version of mod_wsgi_rs: '
-                                           'daemon mode is not implemented yet'),
-    ('<Location /x>\nWSGIProcessGroup site\n</Location>', 'WSGIProcessGroup is not supported'),
+    ('WSGIDaemonProcess site processes=0', 'Invalid value for processes'),
+    ('WSGIDaemonProcess site bogus=1', "Invalid option to WSGI daemon process definition: 'bogus'"),
+    ('WSGIDaemonProcess site chroot=/srv', 'chroot= is deprecated'),
+    ('WSGIDaemonProcess site user=no-such-user-here', "Unknown user 'no-such-user-here'"),
+    ('WSGIDaemonProcess site user=#0', 'WSGI process blocked from running as root.'),
+    ('WSGIDaemonProcess site\nWSGIDaemonProcess site', "Name duplicates previous WSGI daemon definition: 'site'"),
+    ('WSGIDaemonProcess site queue-timeout=5', 'The WSGIDaemonProcess option queue-timeout= is not supported'),
+    ('<Location /x>\nWSGIProcessGroup %{BOGUS}\n</Location>', "Invalid process group '%{BOGUS}'"),
+    ('<VirtualHost *:80>\nWSGISocketPrefix /tmp/x\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
     ('WSGIAuthUserScript /x.wsgi', 'authentication/authorization scripts are not implemented yet'),
 ]
 

@@ -54,14 +54,18 @@ def test_wsgi_keys(apache):
     assert e['wsgi.url_scheme'] == 'http'
     assert e['wsgi.input_terminated'] == {'type': 'bool', 'repr': 'True'}
     assert e['wsgi.run_once']['repr'] == 'False'
-    # The harness runs event/worker with one child of 8 threads, prefork with 4 children.
-    assert e['wsgi.multiprocess']['repr'] == repr(apache.mpm == 'prefork')
-    threaded = apache.mpm != 'prefork'
+    if apache.mode == 'daemon':
+        # processes=1 threads=8: giving processes= at all means multiprocess (mod_wsgi's rule).
+        multiprocess, threaded, group = True, True, 'testd'
+    else:
+        # The harness runs event/worker with one child of 8 threads, prefork with 4 children.
+        multiprocess, threaded, group = apache.mpm == 'prefork', apache.mpm != 'prefork', ''
+    assert e['wsgi.multiprocess']['repr'] == repr(multiprocess)
     assert e['wsgi.multithread']['repr'] == repr(threaded)
     assert e['wsgi.input']['type'] == 'Input'
     assert e['wsgi.errors']['type'] == 'Log'
     assert e['wsgi.file_wrapper']['type'] == 'type'
-    assert e['mod_wsgi.process_group'] == ''
+    assert e['mod_wsgi.process_group'] == group
     assert e['mod_wsgi.application_group'] == ''
     assert e['mod_wsgi.callable_object'] == 'application'
     assert e['mod_wsgi.request_handler'] == 'wsgi-script'
@@ -88,11 +92,14 @@ def test_mod_wsgi_and_apache_modules(apache):
     m = json.loads(apache.get('/modules').body)
     threads = 8 if apache.mpm != 'prefork' else 1
     processes = 1 if apache.mpm != 'prefork' else 4
-    assert m['mod_wsgi']['process_group'] == '' and m['mod_wsgi']['application_group'] == ''
+    group = 'testd' if apache.mode == 'daemon' else ''
+    assert m['mod_wsgi']['process_group'] == group and m['mod_wsgi']['application_group'] == ''
     a = m['apache']
     assert a['mpm_name'] == apache.mpm
     assert (a['threads_per_process'], a['maximum_processes']) == (threads, processes)
-    assert (m['mod_wsgi']['threads_per_process'], m['mod_wsgi']['maximum_processes']) == (threads, processes)
+    # mod_wsgi's own numbers are where the application runs: the daemon group's (processes=1 threads=8).
+    served_by = (8, 1) if apache.mode == 'daemon' else (threads, processes)
+    assert (m['mod_wsgi']['threads_per_process'], m['mod_wsgi']['maximum_processes']) == served_by
     assert a['version'][:2] == [2, 4]
     assert a['description'].startswith('Apache/2.4') and 'mod_wsgi_rs/' in a['description']
     assert a['build_date']

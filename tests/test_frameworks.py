@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MPMS
+from conftest import SETUPS, in_mode
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -43,9 +43,10 @@ class Client:
         return next((c.value for c in self.jar if c.name == name), None)
 
 
-@pytest.fixture(scope='module', params=MPMS)
+@pytest.fixture(scope='module', params=SETUPS)
 def flask(request, start_apache):
-    a = start_apache('WSGIScriptAlias /flask @APPS@/flask_app/app.wsgi\n', mpm=request.param, name='flask')
+    mpm, mode = request.param
+    a = start_apache(in_mode('WSGIScriptAlias /flask @APPS@/flask_app/app.wsgi\n', mode), mpm=mpm, name='flask')
     yield a
     a.stop()
 
@@ -109,12 +110,13 @@ def test_flask_session_redirect_404_and_streaming(flask):
     assert len(lines) == 500 and lines[0] == 'line 0 t' and lines[-1] == 'line 499 t'
 
 
-@pytest.fixture(scope='module', params=MPMS)
+@pytest.fixture(scope='module', params=SETUPS)
 def django(request, start_apache):
+    mpm, mode = request.param
     conf = ('WSGIScriptAlias /django @APPS@/django_site/notesite/wsgi.py\n'
             'Alias /static/admin/ %s/\n<Directory %s>\nRequire all granted\n</Directory>\n'
             % ((DJANGO_ADMIN_STATIC,) * 2))
-    a = start_apache(conf, mpm=request.param, name='django')
+    a = start_apache(in_mode(conf, mode), mpm=mpm, name='django')
     site = os.path.join(a.apps, 'django_site')
     db = os.path.join(site, 'db')
     os.makedirs(db)

@@ -62,7 +62,14 @@ def post_and_read(port, body, path='/h/threads'):
 
 
 def dechunk(raw):
+    """(head, body, complete): a chunked body and whether its last chunk came,
+    or a Content-Length body (daemon mode may join blocks that arrive together)
+    and whether all of it came."""
     head, _, rest = raw.partition(b'\r\n\r\n')
+    if b'transfer-encoding: chunked' not in head.lower():
+        length = [int(line.split(b':')[1]) for line in head.split(b'\r\n')
+                  if line.lower().startswith(b'content-length:')]
+        return head, rest, bool(length) and len(rest) == length[0]
     out = b''
     while rest:
         size, _, rest = rest.partition(b'\r\n')

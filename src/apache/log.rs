@@ -16,8 +16,9 @@ pub fn level(level: Level) -> i32 {
 
 /// Logs to the main server's error log (no request context). Thread-safe.
 pub fn server(lvl: Level, msg: &str) {
-    // SAFETY: a NULL server means the main server, which outlives all callers.
-    unsafe { error(std::ptr::null(), level(lvl), msg) }
+    // SAFETY: ap_server_conf is the main server once the configuration is
+    // read (NULL before: Apache then logs to stderr), and outlives callers.
+    unsafe { error(sys::ap_server_conf, level(lvl), msg) }
 }
 
 fn c(msg: &str) -> CString {

@@ -1,6 +1,8 @@
 //! Directive handlers. Apache reports an `Err` as a syntax error with the
 //! configuration file and line, and refuses to start.
-use super::{parse_flag, python, AliasOptions, DirConfig, GroupSpec, ScriptAlias, ServerConfig};
+use super::{
+    daemon, parse_flag, python, AliasOptions, DirConfig, GroupSpec, ScriptAlias, ServerConfig,
+};
 use crate::apache::{self, log, sys};
 use crate::config::alias::{Matcher, Regex};
 use std::ffi::{c_char, c_void, CString};
@@ -70,7 +72,12 @@ unsafe fn apply_named(
         | "WSGIScriptAliasMatch"
         | "WSGIPythonHome"
         | "WSGIPythonPath"
-        | "WSGIPythonOptimize" => {
+        | "WSGIPythonOptimize"
+        | "WSGIDaemonProcess"
+        | "WSGISocketPrefix"
+        | "WSGISocketRotation"
+        | "WSGIRestrictEmbedded"
+        | "WSGIAcceptMutex" => {
             // SAFETY: these directives are RSRC_CONF: Apache runs them while
             // it reads the main configuration, on one thread, before any
             // request reads the server record; nothing else borrows it now.
@@ -108,6 +115,7 @@ unsafe fn dir_directive(
         "WSGIPassAuthorization" => dir.pass_authorization = Some(parse_flag(name, one(name, w)?)?),
         "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, w)?)?),
         "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(name, one(name, w)?)?),
+        "WSGIProcessGroup" => dir.process_group = Some(process_group(one(name, w)?)?),
         other => return Err(not_yet(other)),
     }
     Ok(())
@@ -155,6 +163,47 @@ unsafe fn server_directive(
                 .map(str::to_string)
                 .collect();
         }
+        "WSGIDaemonProcess" => {
+            // SAFETY: cmd, its server and pool are live during configuration.
+            let (vhost, pool) = unsafe {
+                let s = (*cmd).server;
+                let name = ((*s).is_virtual != 0)
+                    .then(|| apache::cstring_lossy((*s).server_hostname))
+                    .flatten();
+                (name, (*cmd).pool)
+            };
+            let group = daemon::parse(w, vhost, &SystemAccounts)?;
+            if group.user.as_ref().is_some_and(|u| u.id == 0) {
+                return Err("WSGI process blocked from running as root.".into());
+            }
+            // SAFETY: configuration is read on one thread; no other borrow is live.
+            let settings = unsafe { daemon::settings(pool) };
+            if settings.group(&group.name).is_some() {
+                return Err(format!(
+                    "Name duplicates previous WSGI daemon definition: '{}'.",
+                    group.name
+                ));
+            }
+            settings.groups.push(group);
+        }
+        "WSGISocketPrefix" | "WSGISocketRotation" | "WSGIRestrictEmbedded" | "WSGIAcceptMutex" => {
+            global_only()?;
+            let v = one(name, w)?;
+            // SAFETY: as for WSGIDaemonProcess.
+            let settings = unsafe { daemon::settings((*cmd).pool) };
+            match name {
+                "WSGISocketPrefix" => settings.socket_prefix = Some(v.to_string()),
+                "WSGISocketRotation" => settings.socket_rotation = Some(parse_flag(name, v)?),
+                "WSGIRestrictEmbedded" => settings.restrict_embedded = Some(parse_flag(name, v)?),
+                // Accepted for compatibility: daemon threads take connections
+                // with accept() on a shared socket, which the kernel hands
+                // to one waiting process at a time; there is no lock to pick.
+                _ => match v {
+                    "default" | "posixsem" | "sysvsem" | "fcntl" | "flock" | "pthread" => {}
+                    _ => return Err(format!("Unknown accept mutex '{v}'.")),
+                },
+            }
+        }
         "WSGIPythonOptimize" => {
             global_only()?;
             srv.python.optimize = match one(name, w)? {
@@ -167,6 +216,40 @@ unsafe fn server_directive(
         other => return Err(not_yet(other)),
     }
     Ok(())
+}
+
+/// A WSGIProcessGroup value: "" for %{GLOBAL} (embedded), else a group
+/// name or %{ENV:name}, kept unexpanded.
+pub fn process_group(v: &str) -> Result<String, String> {
+    if v == "%{GLOBAL}" || v.is_empty() {
+        Ok(String::new())
+    } else if super::expand::env_name(v).is_some() || !v.contains("%{") {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "Invalid process group '{v}': expected a WSGIDaemonProcess name, %{{GLOBAL}} or %{{ENV:name}}."
+        ))
+    }
+}
+
+/// User and group names from the system's databases.
+struct SystemAccounts;
+
+impl daemon::Accounts for SystemAccounts {
+    fn user(&self, name: &str) -> Option<u32> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: getpwnam returns NULL or a pointer to static storage, read at once.
+        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+        // SAFETY: non-NULL, so a valid passwd record.
+        (!pw.is_null()).then(|| unsafe { (*pw).pw_uid })
+    }
+    fn group(&self, name: &str) -> Option<u32> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: as for getpwnam.
+        let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+        // SAFETY: non-NULL, so a valid group record.
+        (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
+    }
 }
 
 /// A WSGICallableObject value: a Python identifier or %{ENV:name}.
@@ -202,12 +285,15 @@ unsafe fn script_alias(
         })?;
         match k {
             "process-group" => {
-                if !(v.is_empty() || v == "%{GLOBAL}") {
+                let group = process_group(v)?;
+                // SAFETY: configuration is read on one thread; no other borrow is live.
+                let settings = unsafe { daemon::settings(pool) };
+                if !group.is_empty() && !group.contains("%{") && settings.group(&group).is_none() {
                     return Err(format!(
-                        "WSGI process group '{v}' is not configured: daemon process groups (WSGIDaemonProcess) are not supported by this version of mod_wsgi_rs yet."
+                        "WSGI process group not yet configured: '{group}' (WSGIDaemonProcess must come first)."
                     ));
                 }
-                options.process_group = Some(String::new());
+                options.process_group = Some(group);
             }
             "application-group" => {
                 let spec = GroupSpec::parse(v)?;
@@ -268,12 +354,12 @@ unsafe fn warn_group(server: *mut sys::server_rec, spec: &GroupSpec) {
 /// Why a mod_wsgi directive that this version does not implement stops Apache.
 fn not_yet(name: &str) -> String {
     let what = match name {
-        "WSGIDaemonProcess" | "WSGIProcessGroup" | "WSGISocketPrefix" | "WSGISocketRotation"
-        | "WSGIAcceptMutex" | "WSGIRestrictEmbedded" | "WSGIRestrictProcess" => {
-            "daemon mode is not implemented yet; without it, applications run embedded in Apache's children"
+        "WSGIAccessScript"
+        | "WSGIAuthUserScript"
+        | "WSGIAuthGroupScript"
+        | "WSGIAuthGroupAuthoritative" => {
+            "authentication/authorization scripts are not implemented yet"
         }
-        "WSGIAccessScript" | "WSGIAuthUserScript" | "WSGIAuthGroupScript"
-        | "WSGIAuthGroupAuthoritative" => "authentication/authorization scripts are not implemented yet",
         _ => "this directive is not implemented yet",
     };
     format!("{name} is not supported by this version of mod_wsgi_rs: {what}.")

@@ -2,6 +2,7 @@
 //! (callable, groups, flags) records, created and merged for Apache.
 
 pub(crate) mod alias;
+pub(crate) mod daemon;
 pub(crate) mod directives;
 pub(crate) mod expand;
 pub(crate) mod group;
@@ -40,6 +41,8 @@ pub struct DirConfig {
     pub pass_authorization: Option<bool>,
     pub chunked_request: Option<bool>,
     pub script_reloading: Option<bool>,
+    /// WSGIProcessGroup: "" (%{GLOBAL}) runs embedded; %{ENV:name} allowed.
+    pub process_group: Option<String>,
 }
 
 impl DirConfig {
@@ -57,6 +60,10 @@ impl DirConfig {
             pass_authorization: add.pass_authorization.or(base.pass_authorization),
             chunked_request: add.chunked_request.or(base.chunked_request),
             script_reloading: add.script_reloading.or(base.script_reloading),
+            process_group: add
+                .process_group
+                .clone()
+                .or_else(|| base.process_group.clone()),
         }
     }
 
@@ -68,6 +75,10 @@ impl DirConfig {
     }
     pub fn chunked_request(&self) -> bool {
         self.chunked_request.unwrap_or(false)
+    }
+    /// The configured process group ("" for embedded), unexpanded.
+    pub fn process_group(&self) -> &str {
+        self.process_group.as_deref().unwrap_or("")
     }
     pub fn script_reloading(&self) -> bool {
         self.script_reloading.unwrap_or(true)

@@ -18,32 +18,80 @@ extern "C" fn child_exit(_: *mut c_void) -> sys::apr_status_t {
     sys::APR_SUCCESS as sys::apr_status_t
 }
 
-/// Starts Python in this child and preloads scripts whose alias names both
-/// groups (as mod_wsgi does), so the first request does not pay for them.
-///
-/// # Safety
-/// Called from Apache's child_init with the live child pool and main server.
-pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
-    // SAFETY: s is the live main server; its module config holds our record.
-    let cfg = unsafe { &*(sys::wsgi_rs_server_config(s) as *const ServerConfig) };
+/// What the interpreter reports about Apache: its MPM's limits and the
+/// server's banner and build.
+pub fn server_info() -> ProcessInfo {
     let threads = mpm_query(sys::AP_MPMQ_MAX_THREADS).max(1);
     let daemons = mpm_query(sys::AP_MPMQ_MAX_DAEMONS).max(1);
     // SAFETY: these return static strings (or NULL).
     let text =
         |p: *const std::ffi::c_char| unsafe { crate::apache::cstring_lossy(p) }.unwrap_or_default();
     // SAFETY: plain getters of Apache's static server information.
-    let info = unsafe {
+    unsafe {
         ProcessInfo {
+            process_group: String::new(),
             multithread: threads != 1,
             multiprocess: daemons != 1,
             max_processes: daemons,
             threads_per_process: threads,
+            group_processes: daemons,
+            group_threads: threads,
             server_software: text(sys::ap_get_server_banner()),
             server_description: text(sys::ap_get_server_description()),
             mpm_name: text(sys::ap_show_mpm()),
             build_date: text(sys::ap_get_server_built()),
         }
+    }
+}
+
+/// Python is started in child_init, unless daemon process groups exist:
+/// then only when the first request runs embedded (never, when every
+/// application is delegated), and never with WSGIRestrictEmbedded On.
+///
+/// # Safety
+/// Called from Apache's child_init with the live child pool and main server.
+pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    let daemons = crate::daemon::supervisor::current();
+    if let Some(d) = &daemons {
+        d.close_listeners();
+    }
+    // SAFETY: pchild is live; the cleanup runs when the child exits.
+    unsafe {
+        sys::apr_pool_cleanup_register(
+            pchild,
+            std::ptr::null(),
+            Some(child_exit),
+            Some(sys::apr_pool_cleanup_null),
+        )
     };
+    if daemons.is_some_and(|d| !d.groups.is_empty() || d.restrict_embedded) {
+        return;
+    }
+    let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: s is the live main server.
+    unsafe { start_python(s) };
+}
+
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The interpreter for embedded requests, started now if it was deferred.
+pub fn embedded_interp() -> Option<&'static Interp> {
+    if let Some(i) = Interp::main() {
+        return Some(i);
+    }
+    let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if Interp::main().is_none() && runtime::init_error().is_none() {
+        // SAFETY: ap_server_conf is this generation's live main server.
+        unsafe { start_python(sys::ap_server_conf) };
+    }
+    Interp::main()
+}
+
+/// Starts Python in this child and preloads scripts whose alias names both
+/// groups (as mod_wsgi does), so the first request does not pay for them.
+unsafe fn start_python(s: *mut sys::server_rec) {
+    // SAFETY: s is the live main server; its module config holds our record.
+    let cfg = unsafe { &*(sys::wsgi_rs_server_config(s) as *const ServerConfig) };
     // SAFETY: s is live.
     unsafe {
         log::error(
@@ -56,25 +104,17 @@ pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) 
             ),
         )
     };
-    match runtime::initialize(&cfg.python, info) {
-        Ok(interp) => {
-            // SAFETY: pchild is live; the cleanup runs when the child exits.
-            unsafe {
-                sys::apr_pool_cleanup_register(
-                    pchild,
-                    std::ptr::null(),
-                    Some(child_exit),
-                    Some(sys::apr_pool_cleanup_null),
-                )
-            };
-            preload(s, interp);
-        }
+    match runtime::initialize(&cfg.python, server_info()) {
+        Ok(interp) => preload(s, interp, ""),
         // SAFETY: s is live.
         Err(e) => unsafe { log::error(s, log::ERR, &format!("mod_wsgi_rs: {e}")) },
     }
 }
 
-fn preload(s: *mut sys::server_rec, interp: &'static Interp) {
+/// Loads the scripts of aliases that name both groups literally and whose
+/// process group is `process_group` ("" in Apache's children), so the
+/// first request does not pay for them.
+pub fn preload(s: *mut sys::server_rec, interp: &'static Interp, process_group: &str) {
     let mut server = s;
     while !server.is_null() {
         // SAFETY: the server list and each server's config are live in the child.
@@ -83,7 +123,7 @@ fn preload(s: *mut sys::server_rec, interp: &'static Interp) {
             let o = &alias.options;
             let static_group = o.application_group.as_ref().is_some_and(|g| g.is_static());
             if !(matches!(alias.matcher, Matcher::Prefix(_))
-                && o.process_group.is_some()
+                && o.process_group.as_deref() == Some(process_group)
                 && static_group)
             {
                 continue;

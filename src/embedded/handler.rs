@@ -5,7 +5,7 @@ use super::request::{self, Decided};
 use super::transport::ApacheTransport;
 use crate::apache::{self, log, sys, table};
 use crate::config::{DirConfig, ServerConfig};
-use crate::python::{interp::Interp, runtime};
+use crate::python::runtime;
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
 use crate::wsgi::head::Target;
@@ -15,6 +15,7 @@ const HANDLER: &CStr = c"wsgi-script";
 const NOTE_ALIASED: &CStr = c"alias-forced-type";
 const NOTE_CALLABLE: &CStr = c"mod_wsgi.callable_object";
 const NOTE_PASS_AUTH: &CStr = c"mod_wsgi.pass_authorization";
+const NOTE_PROCESS_GROUP: &CStr = c"mod_wsgi.process_group";
 
 unsafe fn set_note(r: *mut sys::request_rec, key: &CStr, value: &str) {
     // SAFETY: r is live; APR copies both strings.
@@ -61,6 +62,9 @@ pub unsafe fn translate(r: *mut sys::request_rec) -> i32 {
             let o = &alias.options;
             if let Some(c) = &o.callable_object {
                 set_note(r, NOTE_CALLABLE, c);
+            }
+            if let Some(g) = &o.process_group {
+                set_note(r, NOTE_PROCESS_GROUP, g);
             }
             if let Some(p) = o.pass_authorization {
                 set_note(r, NOTE_PASS_AUTH, if p { "1" } else { "0" });
@@ -163,6 +167,57 @@ unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) ->
     }
 }
 
+/// The daemon process group the request goes to ("" for embedded): the
+/// alias's process-group=, else WSGIProcessGroup, with %{ENV:name} expanded.
+unsafe fn process_group(r: *mut sys::request_rec, dir: &DirConfig) -> String {
+    // SAFETY: r and its notes are live.
+    let configured = unsafe {
+        apache::cstring_lossy(sys::apr_table_get((*r).notes, NOTE_PROCESS_GROUP.as_ptr()))
+    }
+    .unwrap_or_else(|| dir.process_group().to_string());
+    // SAFETY: r is live.
+    let group = unsafe { request::expand_env(r, &configured) };
+    if group == "%{GLOBAL}" {
+        String::new()
+    } else {
+        group
+    }
+}
+
+/// Hands the request to daemon process group `group`, which must be
+/// defined globally or in a virtual host with this request's ServerName.
+unsafe fn delegate(
+    r: *mut sys::request_rec,
+    dir: &DirConfig,
+    filename: String,
+    group: &str,
+) -> i32 {
+    let daemons = crate::daemon::supervisor::current();
+    // SAFETY: r and its server are live.
+    let server_name = unsafe { apache::cstring_lossy((*(*r).server).server_hostname) };
+    let found = daemons.as_ref().and_then(|d| {
+        d.group(group)
+            .filter(|g| g.def.server_name.is_none() || g.def.server_name == server_name)
+            .cloned()
+    });
+    let (Some(d), Some(g)) = (daemons, found) else {
+        // SAFETY: r is live.
+        unsafe {
+            log::rerror(
+                r,
+                log::ERR,
+                &format!("No WSGI daemon process called '{group}' has been configured: {filename}"),
+            )
+        };
+        return sys::HTTP_INTERNAL_SERVER_ERROR;
+    };
+    // SAFETY: r is live for this call.
+    unsafe {
+        let head = request::head(r, decide(r, dir, filename));
+        crate::daemon::proxy::handle(r, &d, &g, &head)
+    }
+}
+
 /// The content handler for `wsgi-script` (and `application/x-httpd-wsgi`).
 ///
 /// # Safety
@@ -183,7 +238,24 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     if let Err(status) = checked {
         return status;
     }
-    let Some(interp) = Interp::main() else {
+    // SAFETY: r is live.
+    let group = unsafe { process_group(r, dir) };
+    if !group.is_empty() {
+        // SAFETY: r is live.
+        return unsafe { delegate(r, dir, filename, &group) };
+    }
+    if crate::daemon::supervisor::current().is_some_and(|d| d.restrict_embedded) {
+        // SAFETY: r is live.
+        unsafe {
+            log::rerror(
+                r,
+                log::ERR,
+                &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {filename}"),
+            )
+        };
+        return sys::HTTP_INTERNAL_SERVER_ERROR;
+    }
+    let Some(interp) = crate::embedded::child::embedded_interp() else {
         let why = runtime::init_error().unwrap_or("Python is not initialised in this process");
         // SAFETY: r is live.
         unsafe {

@@ -89,6 +89,19 @@ impl<'r> ApacheTransport<'r> {
         self.bb.get_or_insert_with(|| unsafe { Brigade::new(r) })
     }
 
+    /// The body's length, known in advance (daemon mode: a list sent
+    /// in several frames), unless the application gave one.
+    pub fn content_length_hint(&mut self, n: u64) {
+        let r = self.r;
+        // SAFETY: r is live; the table lookup and ap_set_content_length
+        // only touch r's headers.
+        unsafe {
+            if table::get((*r).headers_out, c"Content-Length").is_none() {
+                sys::ap_set_content_length(r, n as i64);
+            }
+        }
+    }
+
     /// Passes the staged end of the response (call without the GIL). False
     /// if the client went away meanwhile.
     pub fn complete(&mut self) -> bool {

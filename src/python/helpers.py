@@ -189,3 +189,16 @@ def add_python_path(dirs):
         site.addsitedir(d)
     added = [p for p in sys.path if p not in before]
     sys.path[:] = added + before
+
+
+def _install_exit_hook(record):
+    """Daemon processes: os._exit(n) first records n for the Apache parent."""
+    import os
+    real = os._exit
+
+    def _exit(status):
+        record(status)
+        real(status)
+
+    _exit.__doc__ = real.__doc__
+    os._exit = _exit

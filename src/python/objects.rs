@@ -10,10 +10,17 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Process facts that the environ and the `mod_wsgi` module report.
 pub struct ProcessInfo {
+    /// The daemon process group ("" in Apache's own children).
+    pub process_group: String,
     pub multithread: bool,
     pub multiprocess: bool,
+    /// Apache's MPM limits (the `apache` module).
     pub max_processes: i32,
     pub threads_per_process: i32,
+    /// Where this process serves requests (`mod_wsgi`): Apache's limits in
+    /// its children, the group's processes and threads in a daemon.
+    pub group_processes: i32,
+    pub group_threads: i32,
     /// SERVER_SOFTWARE: Apache's banner (ServerTokens applies).
     pub server_software: String,
     /// Apache's full description, the MPM's name and the build date, for the
@@ -121,8 +128,9 @@ impl InterpObjects {
         let start_response = wrap_pyfunction!(start_response::_rs_start_response, &module)?;
         let write = wrap_pyfunction!(start_response::_rs_write, &module)?;
         module.setattr("application_group", group)?;
-        module.setattr("maximum_processes", info.max_processes)?;
-        module.setattr("threads_per_process", info.threads_per_process)?;
+        module.setattr("process_group", &info.process_group)?;
+        module.setattr("maximum_processes", info.group_processes)?;
+        module.setattr("threads_per_process", info.group_threads)?;
         module.setattr("mod_wsgi_rs_version", own_version())?;
         let sys_modules = py.import("sys")?.getattr("modules")?;
         sys_modules.set_item("mod_wsgi", &module)?;
@@ -139,7 +147,7 @@ impl InterpObjects {
         base.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
         base.set_item("SERVER_SOFTWARE", &info.server_software)?;
         base.set_item("mod_wsgi.version", module.getattr("version")?)?;
-        base.set_item("mod_wsgi.process_group", "")?;
+        base.set_item("mod_wsgi.process_group", &info.process_group)?;
         base.set_item("mod_wsgi.application_group", group)?;
         base.set_item("mod_wsgi.handler_script", "")?;
         base.set_item("mod_wsgi.enable_sendfile", "0")?;

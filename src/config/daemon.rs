@@ -1,0 +1,418 @@
+//! `WSGIDaemonProcess name [option=value ...]`: a daemon process group's
+//! definition, with mod_wsgi's option names, meanings and defaults.
+//!
+//! Every mod_wsgi option is known. One whose effect this version does not
+//! build yet stops Apache with its name, so nothing is silently ignored.
+use std::time::Duration;
+
+/// A user or group given by name or `#id`, resolved at configuration time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub id: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct DaemonGroup {
+    pub name: String,
+    /// The ServerName of the virtual host it was defined in (None: global).
+    /// A vhost may only use groups defined globally or under its own name.
+    pub server_name: Option<String>,
+    pub processes: u32,
+    /// `processes=` was given: wsgi.multiprocess is then True, even for 1.
+    pub multiprocess: bool,
+    pub threads: u32,
+    pub display_name: Option<String>,
+    pub user: Option<Account>,
+    pub group: Option<Account>,
+    pub supplementary_groups: Option<Vec<u32>>,
+    pub umask: Option<u32>,
+    pub home: Option<String>,
+    pub lang: Option<String>,
+    pub locale: Option<String>,
+    pub python_home: Option<String>,
+    pub python_path: Vec<String>,
+    pub python_eggs: Option<String>,
+    pub switch_interval: Option<f64>,
+    pub stack_size: Option<usize>,
+    pub maximum_requests: u64,
+    pub restart_interval: Option<Duration>,
+    pub inactivity_timeout: Option<Duration>,
+    pub graceful_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// None: Apache's Timeout.
+    pub socket_timeout: Option<Duration>,
+    pub listen_backlog: i32,
+    pub socket_user: Option<Account>,
+    pub cpu_time_limit: Option<u64>,
+    pub cpu_priority: i32,
+    pub memory_limit: Option<u64>,
+    pub virtual_memory_limit: Option<u64>,
+    pub send_buffer_size: Option<u32>,
+    pub receive_buffer_size: Option<u32>,
+    pub header_buffer_size: usize,
+}
+
+impl DaemonGroup {
+    fn new(name: &str, server_name: Option<String>) -> DaemonGroup {
+        DaemonGroup {
+            name: name.to_string(),
+            server_name,
+            processes: 1,
+            multiprocess: false,
+            threads: 15,
+            display_name: None,
+            user: None,
+            group: None,
+            supplementary_groups: None,
+            umask: None,
+            home: None,
+            lang: None,
+            locale: None,
+            python_home: None,
+            python_path: Vec::new(),
+            python_eggs: None,
+            switch_interval: None,
+            stack_size: None,
+            maximum_requests: 0,
+            restart_interval: None,
+            inactivity_timeout: None,
+            graceful_timeout: Duration::from_secs(15),
+            shutdown_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(15),
+            socket_timeout: None,
+            listen_backlog: 100,
+            socket_user: None,
+            cpu_time_limit: None,
+            cpu_priority: 0,
+            memory_limit: None,
+            virtual_memory_limit: None,
+            send_buffer_size: None,
+            receive_buffer_size: None,
+            header_buffer_size: 32768,
+        }
+    }
+
+    /// What `display-name=` makes argv[0]: `%{GROUP}` is `(wsgi:name)`.
+    pub fn process_title(&self) -> Option<String> {
+        self.display_name.as_ref().map(|d| {
+            if d == "%{GROUP}" {
+                format!("(wsgi:{})", self.name)
+            } else {
+                d.clone()
+            }
+        })
+    }
+}
+
+/// How user and group names become ids (the system's databases in Apache;
+/// a table in unit tests).
+pub trait Accounts {
+    fn user(&self, name: &str) -> Option<u32>;
+    fn group(&self, name: &str) -> Option<u32>;
+}
+
+fn account(
+    value: &str,
+    lookup: impl Fn(&str) -> Option<u32>,
+    what: &str,
+) -> Result<Account, String> {
+    let id = match value.strip_prefix('#') {
+        Some(n) => n
+            .parse::<u32>()
+            .map_err(|_| format!("Invalid {what} id '{value}'."))?,
+        None => lookup(value).ok_or_else(|| format!("Unknown {what} '{value}'."))?,
+    };
+    Ok(Account {
+        name: value.to_string(),
+        id,
+    })
+}
+
+fn int<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    key: &str,
+    v: &str,
+    min: T,
+    max: T,
+) -> Result<T, String> {
+    match v.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(format!(
+            "Invalid value for {key}: '{v}' (expected a number from {min} to {max})."
+        )),
+    }
+}
+
+/// Seconds, whole or fractional; 0 means off where the option allows it.
+fn seconds(key: &str, v: &str) -> Result<Duration, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "Invalid value for {key}: '{v}' (expected a number of seconds)."
+        )),
+    }
+}
+
+fn optional(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// Options mod_wsgi has whose effect this version does not build yet.
+const NOT_BUILT: &[&str] = &[
+    "request-timeout",
+    "interrupt-timeout",
+    "deadlock-timeout",
+    "startup-timeout",
+    "eviction-timeout",
+    "queue-timeout",
+    "response-flush-delay",
+    "response-buffer-size",
+    "response-socket-timeout",
+    "script-user",
+    "script-group",
+    "server-metrics",
+];
+
+/// Parses `WSGIDaemonProcess`'s words (the name first).
+pub fn parse(
+    words: &[String],
+    server_name: Option<String>,
+    accounts: &dyn Accounts,
+) -> Result<DaemonGroup, String> {
+    let Some(name) = words.first() else {
+        return Err("WSGIDaemonProcess needs a process group name.".into());
+    };
+    if name.is_empty() || name.contains(['/', '\0']) || name.starts_with("%{") {
+        return Err(format!("Invalid WSGI daemon process group name '{name}'."));
+    }
+    let mut g = DaemonGroup::new(name, server_name);
+    for opt in &words[1..] {
+        let Some((key, v)) = opt.split_once('=') else {
+            return Err(format!(
+                "Invalid option to WSGI daemon process definition: '{opt}' (expected key=value)."
+            ));
+        };
+        match key {
+            "processes" => {
+                g.processes = int(key, v, 1, 10000)?;
+                g.multiprocess = true;
+            }
+            "threads" => {
+                g.threads = int(key, v, 0, 65533)?;
+                if g.threads == 0 {
+                    return Err("threads=0 (service scripts) is not supported by this version of mod_wsgi_rs yet.".into());
+                }
+            }
+            "display-name" => g.display_name = Some(v.to_string()),
+            "user" => g.user = Some(account(v, |n| accounts.user(n), "user")?),
+            "group" => g.group = Some(account(v, |n| accounts.group(n), "group")?),
+            "supplementary-groups" => {
+                let ids = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| account(s, |n| accounts.group(n), "group").map(|a| a.id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                g.supplementary_groups = Some(ids);
+            }
+            "umask" => {
+                g.umask = Some(
+                    u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o777)
+                        .ok_or_else(|| format!("Invalid umask '{v}' (expected octal, e.g. 0022)."))?,
+                )
+            }
+            "home" => g.home = Some(absolute(key, v)?),
+            "lang" => g.lang = Some(v.to_string()),
+            "locale" => g.locale = Some(v.to_string()),
+            "python-home" => g.python_home = Some(absolute(key, v)?),
+            "python-path" => {
+                g.python_path = v
+                    .split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "python-eggs" => g.python_eggs = Some(v.to_string()),
+            "switch-interval" => {
+                let s = seconds(key, v)?.as_secs_f64();
+                if s <= 0.0 {
+                    return Err("switch-interval must be greater than 0.".into());
+                }
+                g.switch_interval = Some(s);
+            }
+            "stack-size" => g.stack_size = Some(int(key, v, 65536, 1 << 30)?),
+            "maximum-requests" => g.maximum_requests = int(key, v, 0, u64::MAX)?,
+            "restart-interval" => g.restart_interval = optional(seconds(key, v)?),
+            "inactivity-timeout" => g.inactivity_timeout = optional(seconds(key, v)?),
+            "graceful-timeout" => g.graceful_timeout = seconds(key, v)?,
+            "shutdown-timeout" => g.shutdown_timeout = seconds(key, v)?,
+            "connect-timeout" => g.connect_timeout = seconds(key, v)?,
+            "socket-timeout" => g.socket_timeout = optional(seconds(key, v)?),
+            "listen-backlog" => g.listen_backlog = int(key, v, 1, 65535)?,
+            "socket-user" => g.socket_user = Some(account(v, |n| accounts.user(n), "user")?),
+            "cpu-time-limit" => g.cpu_time_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0),
+            "cpu-priority" => g.cpu_priority = int(key, v, -20, 20)?,
+            "memory-limit" => g.memory_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0),
+            "virtual-memory-limit" => {
+                g.virtual_memory_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0)
+            }
+            "send-buffer-size" => {
+                g.send_buffer_size = Some(int(key, v, 0, 1 << 30)?).filter(|&n| n > 0);
+                check_buffer(key, g.send_buffer_size)?;
+            }
+            "receive-buffer-size" => {
+                g.receive_buffer_size = Some(int(key, v, 0, 1 << 30)?).filter(|&n| n > 0);
+                check_buffer(key, g.receive_buffer_size)?;
+            }
+            "header-buffer-size" => g.header_buffer_size = int(key, v, 8192, 1 << 30)?,
+            "chroot" => {
+                return Err("chroot= is deprecated in mod_wsgi and not supported by mod_wsgi_rs: use a container or a separate Apache instead.".into())
+            }
+            "newrelic-config-file" | "newrelic-environment" => {
+                return Err(format!(
+                    "{key}= was removed in mod_wsgi 6 and is not supported by mod_wsgi_rs: configure the New Relic agent from the application instead."
+                ))
+            }
+            k if NOT_BUILT.contains(&k) => {
+                return Err(format!(
+                    "The WSGIDaemonProcess option {k}= is not supported by this version of mod_wsgi_rs yet."
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "Invalid option to WSGI daemon process definition: '{key}'."
+                ))
+            }
+        }
+    }
+    Ok(g)
+}
+
+fn check_buffer(key: &str, v: Option<u32>) -> Result<(), String> {
+    match v {
+        Some(n) if n < 512 => Err(format!("{key} must be at least 512 bytes.")),
+        _ => Ok(()),
+    }
+}
+
+fn absolute(key: &str, v: &str) -> Result<String, String> {
+    if v.starts_with('/') {
+        Ok(v.trim_end_matches('/').to_string()).map(|s| if s.is_empty() { "/".into() } else { s })
+    } else {
+        Err(format!("{key} must be an absolute path, not '{v}'."))
+    }
+}
+
+/// Daemon-mode settings of one configuration generation: the groups and
+/// the server-wide socket and embedding directives. Kept with the
+/// configuration pool, which Apache clears (and re-reads) on every restart.
+#[derive(Default)]
+pub struct DaemonSettings {
+    pub groups: Vec<DaemonGroup>,
+    /// WSGISocketPrefix (relative to ServerRoot), if set.
+    pub socket_prefix: Option<String>,
+    /// WSGISocketRotation (default On).
+    pub socket_rotation: Option<bool>,
+    /// WSGIRestrictEmbedded (default Off).
+    pub restrict_embedded: Option<bool>,
+}
+
+impl DaemonSettings {
+    pub fn group(&self, name: &str) -> Option<&DaemonGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+const SETTINGS_KEY: &std::ffi::CStr = c"mod_wsgi_rs.daemon_settings";
+
+/// This configuration generation's daemon settings, created on first use.
+///
+/// # Safety
+/// `pconf` is Apache's live configuration pool. The reference is used only
+/// while the configuration is read or in post_config, on Apache's one
+/// configuration thread, and not held across another call of this function.
+pub unsafe fn settings<'a>(pconf: *mut crate::apache::sys::apr_pool_t) -> &'a mut DaemonSettings {
+    use crate::apache::sys;
+    let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: pconf is live; the userdata is a DaemonSettings boxed below,
+    // owned by the pool (freed by its cleanup).
+    unsafe {
+        sys::apr_pool_userdata_get(&mut data, SETTINGS_KEY.as_ptr(), pconf);
+        if data.is_null() {
+            data = crate::pool_box(pconf, DaemonSettings::default());
+            sys::apr_pool_userdata_setn(data, SETTINGS_KEY.as_ptr(), None, pconf);
+        }
+        &mut *(data as *mut DaemonSettings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Table;
+    impl Accounts for Table {
+        fn user(&self, name: &str) -> Option<u32> {
+            (name == "shop").then_some(1001)
+        }
+        fn group(&self, name: &str) -> Option<u32> {
+            (name == "shop").then_some(1002)
+        }
+    }
+
+    fn p(s: &str) -> Result<DaemonGroup, String> {
+        let w: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+        parse(&w, None, &Table)
+    }
+
+    #[test]
+    fn defaults_are_mod_wsgis() {
+        let g = p("shop").unwrap();
+        assert_eq!((g.processes, g.threads, g.multiprocess), (1, 15, false));
+        assert_eq!(g.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(g.graceful_timeout, Duration::from_secs(15));
+        assert_eq!(g.connect_timeout, Duration::from_secs(15));
+        assert_eq!((g.listen_backlog, g.header_buffer_size), (100, 32768));
+        assert_eq!(g.process_title(), None);
+    }
+
+    #[test]
+    fn the_issue_example() {
+        let g = p(
+            "shop user=shop group=shop processes=2 threads=15 python-home=/srv/shop/venv/ \
+                   python-path=/srv/shop:/srv/lib display-name=%{GROUP} maximum-requests=10000 \
+                   inactivity-timeout=300",
+        )
+        .unwrap();
+        assert_eq!(g.user.as_ref().unwrap().id, 1001);
+        assert_eq!(g.group.as_ref().unwrap().id, 1002);
+        assert!(g.multiprocess);
+        assert_eq!(g.python_home.as_deref(), Some("/srv/shop/venv"));
+        assert_eq!(g.python_path, ["/srv/shop", "/srv/lib"]);
+        assert_eq!(g.process_title().as_deref(), Some("(wsgi:shop)"));
+        assert_eq!(g.inactivity_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(g.maximum_requests, 10000);
+        assert!(p("a processes=1").unwrap().multiprocess);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        assert!(p("a bogus=1").unwrap_err().contains("'bogus'"));
+        assert!(p("a threads").unwrap_err().contains("key=value"));
+        assert!(p("a processes=0").unwrap_err().contains("processes"));
+        assert!(p("a user=nobody-here")
+            .unwrap_err()
+            .contains("Unknown user"));
+        assert!(p("a chroot=/x").unwrap_err().contains("deprecated"));
+        assert!(p("a queue-timeout=5")
+            .unwrap_err()
+            .contains("queue-timeout="));
+        assert!(p("a umask=9").unwrap_err().contains("octal"));
+        assert!(p("a home=rel").unwrap_err().contains("absolute"));
+        assert!(p("a send-buffer-size=100").unwrap_err().contains("512"));
+        assert_eq!(p("a user=#33").unwrap().user.unwrap().id, 33);
+        assert_eq!(p("a umask=0027").unwrap().umask, Some(0o027));
+    }
+}

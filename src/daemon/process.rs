@@ -1,0 +1,498 @@
+//! A daemon process: forked by the Apache parent, it becomes the group's
+//! user, starts Python with the group's settings and serves requests from
+//! the group's socket on `threads` threads, until it is told to stop or
+//! recycles itself (maximum-requests, restart-interval, …).
+use super::protocol::{self, FrameReader, Kind};
+use super::shared::{Cause, Reason};
+use super::supervisor::{Daemons, Group};
+use super::transport::DaemonTransport;
+use crate::apache::{log, sys};
+use crate::config::{PythonSettings, ServerConfig};
+use crate::python::interp::Interp;
+use crate::python::objects::ProcessInfo;
+use crate::python::runtime;
+use crate::wsgi::app::{self, NoResponse};
+use crate::wsgi::exchange::Exchange;
+use crate::wsgi::head::{Key, VarName};
+use crate::wsgi::transport::Level;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Serving; taking what is still queued, then stopping; stopping.
+const SERVE: u8 = 0;
+const DRAIN: u8 = 1;
+const STOP: u8 = 2;
+
+struct State {
+    group: Arc<Group>,
+    interp: &'static Interp,
+    mode: AtomicU8,
+    /// An eventfd that becomes readable (for good) when `mode` leaves SERVE.
+    wake: OwnedFd,
+    /// One thread at a time polls and accepts (the others wait here), so a
+    /// connection wakes one thread per process, not all of them.
+    accept_lock: Mutex<()>,
+    active: AtomicUsize,
+    served: AtomicU64,
+    /// Milliseconds since `born` when the last request ended.
+    last_done: AtomicU64,
+    born: Instant,
+}
+
+impl State {
+    fn set_mode(&self, m: u8) {
+        if self.mode.fetch_max(m, Ordering::SeqCst) < m {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writing 8 bytes to our own eventfd.
+            unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+        }
+    }
+    fn mode(&self) -> u8 {
+        self.mode.load(Ordering::SeqCst)
+    }
+}
+
+fn info(msg: &str) {
+    log::server(Level::Info, msg);
+}
+
+fn error(msg: &str) {
+    log::server(Level::Error, msg);
+}
+
+/// The daemon process's life, after the fork. Never returns.
+pub fn run(daemons: &Arc<Daemons>, gi: usize, slot: usize, id: usize, delay: Duration) -> ! {
+    let group = daemons.groups[gi].clone();
+    let res = crate::caught(|| serve_process(daemons, &group, id, delay));
+    let (cause, code) = match res {
+        Ok(Ok(reason)) => (Cause::Recycled(reason), 0),
+        Ok(Err(e)) => {
+            error(&format!(
+                "mod_wsgi_rs: Daemon process '{}' (pid={}) could not start: {e}",
+                group.def.name,
+                std::process::id()
+            ));
+            (Cause::Exited(1), 1)
+        }
+        Err(panic) => {
+            error(&format!(
+                "mod_wsgi_rs: internal error in daemon process '{}': {panic}",
+                group.def.name
+            ));
+            (Cause::Exited(2), 2)
+        }
+    };
+    let _ = slot;
+    daemons.table.last_words(id, cause);
+    // SAFETY: ends this process without running the parent's exit handlers
+    // or pool cleanups, which belong to Apache's parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Signals the main thread waits for; blocked in every thread.
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGXCPU,
+            libc::SIGWINCH,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+static SLOT_ID: AtomicUsize = AtomicUsize::new(usize::MAX);
+static DAEMON_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static TABLE: std::sync::OnceLock<Arc<Daemons>> = std::sync::OnceLock::new();
+
+/// A fatal signal: record it as the process's last words, then die of it.
+extern "C" fn fatal(sig: libc::c_int) {
+    // SAFETY: getpid is async-signal-safe. A process forked by the
+    // application does not speak for the daemon.
+    let own = unsafe { libc::getpid() } == DAEMON_PID.load(Ordering::Relaxed);
+    if let (true, Some(d)) = (own, TABLE.get()) {
+        d.table
+            .last_words(SLOT_ID.load(Ordering::Relaxed), Cause::Signal(sig));
+    }
+    // SAFETY: async-signal-safe calls: restore the default action and re-raise.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Leaves the parent's signal handlers behind: default actions, SIGPIPE
+/// ignored (a closed connection is an error return), fatal signals noted.
+fn reset_signals(daemons: &Arc<Daemons>, id: usize) {
+    let _ = TABLE.set(daemons.clone());
+    SLOT_ID.store(id, Ordering::Relaxed);
+    DAEMON_PID.store(std::process::id() as i32, Ordering::Relaxed);
+    // SAFETY: setting dispositions in a single-threaded process.
+    unsafe {
+        for s in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+            libc::SIGCHLD,
+            libc::SIGXCPU,
+            libc::SIGALRM,
+        ] {
+            libc::signal(s, libc::SIG_DFL);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        for s in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGABRT,
+            libc::SIGFPE,
+            libc::SIGILL,
+        ] {
+            libc::signal(s, fatal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        }
+        let empty = {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            set
+        };
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+fn serve_process(
+    daemons: &Arc<Daemons>,
+    group: &Arc<Group>,
+    id: usize,
+    delay: Duration,
+) -> Result<Reason, String> {
+    reset_signals(daemons, id);
+    // SAFETY: prctl/getppid are plain syscalls.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != daemons.parent() {
+            return Ok(Reason::Shutdown);
+        }
+        // Apache's listeners and the other groups' sockets are not ours.
+        sys::ap_close_listeners();
+        for g in &daemons.groups {
+            if g.index != group.index {
+                libc::close(g.listener);
+            }
+        }
+    }
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    let def = &group.def;
+    set_title(group);
+    super::identity::apply_limits(def);
+    let (uid, gid) = super::identity::become_user(def)?;
+    // SAFETY: ap_server_conf is the live main server of this generation.
+    let main_cfg =
+        unsafe { &*(sys::wsgi_rs_server_config(sys::ap_server_conf) as *const ServerConfig) };
+    info(&format!(
+        "mod_wsgi_rs: Starting process '{}' (pid={}) with uid={uid}, gid={gid} and threads={}.",
+        def.name,
+        std::process::id(),
+        def.threads
+    ));
+    // The main thread takes the stop signals with sigtimedwait; every
+    // thread started from here on inherits the mask.
+    let set = signal_set();
+    // SAFETY: blocking signals in this (still only) thread.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let interp = start_python(daemons, group, id, main_cfg)?;
+    // SAFETY: the main server of this generation is live.
+    crate::embedded::child::preload(unsafe { sys::ap_server_conf }, interp, &def.name);
+    // SAFETY: a fresh eventfd owned by the State.
+    let wake = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
+    let state = Arc::new(State {
+        group: group.clone(),
+        interp,
+        mode: AtomicU8::new(SERVE),
+        wake,
+        accept_lock: Mutex::new(()),
+        active: AtomicUsize::new(0),
+        served: AtomicU64::new(0),
+        last_done: AtomicU64::new(0),
+        born: Instant::now(),
+    });
+    let mut workers = Vec::new();
+    for n in 0..def.threads {
+        let st = state.clone();
+        let mut b = std::thread::Builder::new().name(format!("wsgi-daemon-{n}"));
+        if let Some(size) = def.stack_size {
+            b = b.stack_size(size);
+        }
+        workers.push(
+            b.spawn(move || worker(&st))
+                .map_err(|e| format!("cannot start a request thread: {e}"))?,
+        );
+    }
+    let reason = supervise(&state, &set);
+    info(&format!(
+        "mod_wsgi_rs: Stopping process '{}' (pid={}): {}.",
+        def.name,
+        std::process::id(),
+        reason.describe()
+    ));
+    stop(&state, reason, workers);
+    runtime::shutdown();
+    Ok(reason)
+}
+
+fn set_title(group: &Group) {
+    let Some(title) = group.def.process_title() else {
+        return;
+    };
+    let c = std::ffi::CString::new(title.replace('\0', "")).unwrap_or_default();
+    // SAFETY: PR_SET_NAME copies at most 16 bytes. argv[0] is overwritten in
+    // place within its own length (what `ps` shows), as mod_wsgi does.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c.as_ptr());
+        let process = (*sys::ap_server_conf).process;
+        if process.is_null() || (*process).argv.is_null() || (*(*process).argv).is_null() {
+            return;
+        }
+        let argv0 = *(*process).argv as *mut libc::c_char;
+        let room = libc::strlen(argv0);
+        let bytes = c.as_bytes();
+        let n = bytes.len().min(room);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr().cast(), argv0, n);
+        std::ptr::write_bytes(argv0.add(n), 0, room - n);
+    }
+}
+
+fn start_python(
+    daemons: &Arc<Daemons>,
+    group: &Arc<Group>,
+    id: usize,
+    main_cfg: &ServerConfig,
+) -> Result<&'static Interp, String> {
+    let def = &group.def;
+    let settings = PythonSettings {
+        home: def
+            .python_home
+            .clone()
+            .or_else(|| main_cfg.python.home.clone()),
+        path: def.python_path.clone(),
+        optimize: main_cfg.python.optimize,
+    };
+    let mpm = crate::embedded::child::server_info();
+    let process = ProcessInfo {
+        process_group: def.name.clone(),
+        multithread: def.threads > 1,
+        multiprocess: def.multiprocess,
+        group_processes: def.processes as i32,
+        group_threads: def.threads as i32,
+        ..mpm
+    };
+    info(&format!(
+        "mod_wsgi_rs (pid={}): Initializing Python {}.",
+        std::process::id(),
+        env!("WSGI_RS_PY_VERSION")
+    ));
+    let interp = runtime::initialize(&settings, process)?;
+    let home = def.home.clone();
+    let switch = def.switch_interval;
+    let table = daemons.clone();
+    let res = interp.run(|py| -> pyo3::PyResult<()> {
+        use pyo3::prelude::*;
+        let sys_mod = py.import("sys")?;
+        if let Some(h) = &home {
+            sys_mod.getattr("path")?.call_method1("insert", (0, h))?;
+        }
+        if let Some(s) = switch {
+            sys_mod.call_method1("setswitchinterval", (s,))?;
+        }
+        super::last_words::install(py, interp, table, id)
+    });
+    match res {
+        Some(Ok(())) => Ok(interp),
+        Some(Err(e)) => Err(format!("cannot set up Python: {e}")),
+        None => Err("cannot set up Python".into()),
+    }
+}
+
+/// The main thread: waits for a reason to stop.
+fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
+    let def = &state.group.def;
+    let tick = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    };
+    loop {
+        // SAFETY: waits for one of the blocked signals, or the timeout.
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &tick) };
+        match sig {
+            libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGWINCH => {
+                return Reason::Shutdown
+            }
+            libc::SIGUSR1 => return Reason::GracefulSignal,
+            libc::SIGXCPU => return Reason::CpuTimeLimit,
+            _ => {}
+        }
+        if def.maximum_requests > 0 && state.served.load(Ordering::SeqCst) >= def.maximum_requests {
+            return Reason::MaximumRequests;
+        }
+        let age = state.born.elapsed();
+        if def.restart_interval.is_some_and(|i| age >= i) {
+            return Reason::RestartInterval;
+        }
+        if let Some(limit) = def.inactivity_timeout {
+            let idle_since = Duration::from_millis(state.last_done.load(Ordering::SeqCst));
+            if state.active.load(Ordering::SeqCst) == 0 && age.saturating_sub(idle_since) >= limit {
+                return Reason::InactivityTimeout;
+            }
+        }
+    }
+}
+
+/// Stops the workers: on Apache's stop or restart, after taking what is
+/// still queued on the socket (an old Apache child may still connect);
+/// when recycling, at once (the parent keeps the socket open, so queued
+/// connections wait for the replacement). In-flight requests finish within
+/// the time allowed; then the process exits regardless.
+fn stop(state: &Arc<State>, reason: Reason, workers: Vec<std::thread::JoinHandle<()>>) {
+    let def = &state.group.def;
+    let (mode, allowed) = match reason {
+        Reason::Shutdown => (DRAIN, def.shutdown_timeout),
+        _ => (STOP, def.graceful_timeout + def.shutdown_timeout),
+    };
+    let deadline = Instant::now() + allowed;
+    state.set_mode(mode);
+    for w in workers {
+        while !w.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if w.is_finished() {
+            let _ = w.join();
+        }
+    }
+    if state.active.load(Ordering::SeqCst) > 0 {
+        error(&format!(
+            "mod_wsgi_rs: Process '{}' (pid={}) stopped with {} request(s) still running after {:.1} s.",
+            def.name,
+            std::process::id(),
+            state.active.load(Ordering::SeqCst),
+            allowed.as_secs_f64()
+        ));
+    }
+}
+
+fn worker(state: &Arc<State>) {
+    while let Some(conn) = next_connection(state) {
+        state.active.fetch_add(1, Ordering::SeqCst);
+        serve_connection(state, conn);
+        state.served.fetch_add(1, Ordering::SeqCst);
+        let now = state.born.elapsed().as_millis() as u64;
+        state.last_done.store(now, Ordering::SeqCst);
+        state.active.fetch_sub(1, Ordering::SeqCst);
+        let max = state.group.def.maximum_requests;
+        if max > 0 && state.served.load(Ordering::SeqCst) >= max {
+            // Take no more: the rest wait on the socket for the replacement.
+            state.set_mode(STOP);
+        }
+    }
+}
+
+/// The next connection, or None when this thread should end.
+fn next_connection(state: &State) -> Option<OwnedFd> {
+    let _turn = state.accept_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let listener = state.group.listener;
+    loop {
+        let mode = state.mode();
+        if mode == STOP {
+            return None;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: listener,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: state.wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // While draining, only the listener counts (the wake fd stays readable).
+        let (nfds, timeout) = if mode == DRAIN { (1, 100) } else { (2, -1) };
+        // SAFETY: polls descriptors we own for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout) };
+        if n == 0 && mode == DRAIN {
+            // Nothing queued: the other threads stop too.
+            state.set_mode(STOP);
+            return None;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            // SAFETY: accept on the (non-blocking) listener; the new descriptor is ours.
+            let fd = unsafe {
+                libc::accept4(
+                    listener,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: a fresh descriptor from accept4.
+                return Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+}
+
+/// One request: the head, then the WSGI core over the connection.
+fn serve_connection(state: &State, conn: OwnedFd) {
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        protocol::set_timeout(conn.as_raw_fd(), opt, state.group.socket_timeout);
+    }
+    let mut reader = FrameReader::new(conn.as_raw_fd());
+    let head = match reader.next() {
+        Ok(Some((Kind::Head, payload))) => protocol::decode_head(payload),
+        Ok(None) => return, // a connection check, or the child gave up
+        Ok(Some(_)) => Err(std::io::Error::other("expected a request head")),
+        Err(e) => Err(e),
+    };
+    let head = match head {
+        Ok(h) => h,
+        Err(e) => {
+            error(&format!(
+                "mod_wsgi_rs: Daemon process '{}' received a bad request from an Apache child: {e}",
+                state.group.def.name
+            ));
+            return;
+        }
+    };
+    let head_only = head
+        .vars()
+        .any(|(n, v, _)| n == VarName::Known(Key::RequestMethod) && v == b"HEAD");
+    let mut transport = DaemonTransport::new(reader, head_only);
+    let interp = state.interp;
+    let ex = Exchange::new(interp, &head.target.script, head.body_length);
+    let served = ex.lend(&mut transport, || {
+        interp.run(|py| app::serve(py, &ex, &head))
+    });
+    match served {
+        Some(Ok(())) => {
+            transport.complete();
+        }
+        Some(Err(NoResponse::NotFound)) => transport.no_response(true),
+        Some(Err(NoResponse::Error)) | None => transport.no_response(false),
+    }
+    drop(conn);
+}

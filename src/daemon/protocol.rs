@@ -1,0 +1,536 @@
+//! The wire between an Apache child and a daemon process: one UNIX stream
+//! connection per request, carrying frames both ways.
+//!
+//! A frame is a kind byte, a little-endian u32 payload length, and the
+//! payload. Unlike mod_wsgi's stream, every part is delimited, so a response
+//! cut short by a crash is told apart from a complete one (no `End` frame),
+//! and the body flows on demand: the daemon asks for body bytes (`Read`)
+//! when the application reads, so neither side buffers a whole body and a
+//! large upload cannot deadlock against a large response. `Length` says
+//! how long a body given all at once (a list) is, so the child can send a
+//! Content-Length as embedded mode does, however the data is framed.
+//!
+//! ```text
+//! child → daemon   Head(request head)   Body(bytes)* BodyEnd | BodyError(reason)
+//! daemon → child   Read(max)*  Log(level, text)*
+//!                  Start(status, headers) [Length(n)] Data(bytes)* File(offset, len; fd)*
+//!                  End(flags) | Abort | NoResponse(why)
+//! ```
+use crate::wsgi::head::{Key, RequestHead, Target, Text, VarName};
+use crate::wsgi::transport::ResponseHead;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The most a frame may carry: request heads are capped like mod_wsgi 6's
+/// (16 MiB); data frames are written smaller (`DATA_MAX`).
+pub const FRAME_MAX: usize = 16 << 20;
+/// Body and response data are sent in frames of at most this size.
+pub const DATA_MAX: usize = 256 * 1024;
+const HEADER: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Head = b'H',
+    Body = b'B',
+    BodyEnd = b'E',
+    BodyError = b'X',
+    Read = b'R',
+    Log = b'L',
+    Start = b'S',
+    Length = b'C',
+    Data = b'D',
+    File = b'F',
+    End = b'Z',
+    Abort = b'A',
+    NoResponse = b'N',
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Kind> {
+        use Kind::*;
+        [
+            Head, Body, BodyEnd, BodyError, Read, Log, Start, Length, Data, File, End, Abort,
+            NoResponse,
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == b)
+    }
+}
+
+/// `End` flag: the response was shorter than its Content-Length, so the
+/// client connection must not be reused.
+pub const END_CLOSE: u8 = 1;
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// A frame's 5-byte header.
+pub fn header(kind: Kind, len: usize) -> [u8; HEADER] {
+    let n = (len as u32).to_le_bytes();
+    [kind as u8, n[0], n[1], n[2], n[3]]
+}
+
+/// Writes all of `parts` (gathered), retrying short writes and EINTR.
+pub fn write_all(fd: RawFd, parts: &[&[u8]]) -> io::Result<()> {
+    let mut iov: Vec<libc::iovec> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let mut first = 0;
+    while first < iov.len() {
+        let count = (iov.len() - first).min(64) as libc::c_int;
+        // SAFETY: every iovec points into a slice borrowed for this call.
+        let n = unsafe { libc::writev(fd, iov[first..].as_ptr(), count) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut n = n as usize;
+        while n > 0 && first < iov.len() {
+            if n >= iov[first].iov_len {
+                n -= iov[first].iov_len;
+                first += 1;
+            } else {
+                // SAFETY: advancing within the same slice by n < its length.
+                iov[first].iov_base = unsafe { (iov[first].iov_base as *mut u8).add(n) }.cast();
+                iov[first].iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes one frame whose payload is `parts` concatenated.
+pub fn write_frame(fd: RawFd, kind: Kind, parts: &[&[u8]]) -> io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let h = header(kind, len);
+    let mut all = Vec::with_capacity(parts.len() + 1);
+    all.push(&h[..]);
+    all.extend_from_slice(parts);
+    write_all(fd, &all)
+}
+
+/// Writes a frame with a descriptor attached (SCM_RIGHTS).
+pub fn write_frame_with_fd(fd: RawFd, kind: Kind, payload: &[u8], pass: RawFd) -> io::Result<()> {
+    let h = header(kind, payload.len());
+    let mut msg = h.to_vec();
+    msg.extend_from_slice(payload);
+    let mut iov = libc::iovec {
+        iov_base: msg.as_mut_ptr().cast(),
+        iov_len: msg.len(),
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: msghdr is plain data; every pointer in it refers to a buffer
+    // that outlives the sendmsg call, and the control buffer is sized by
+    // CMSG_SPACE for exactly one descriptor.
+    unsafe {
+        let mut m: libc::msghdr = std::mem::zeroed();
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control.as_mut_ptr().cast();
+        m.msg_controllen = space as _;
+        let c = libc::CMSG_FIRSTHDR(&m);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), pass);
+        loop {
+            let n = libc::sendmsg(fd, &m, libc::MSG_NOSIGNAL);
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let n = n as usize;
+            // The descriptor went with the first byte; the rest is plain data.
+            return if n < msg.len() {
+                write_all(fd, &[&msg[n..]])
+            } else {
+                Ok(())
+            };
+        }
+    }
+}
+
+/// Sets a socket's SO_RCVTIMEO or SO_SNDTIMEO (zero: no timeout).
+pub fn set_timeout(fd: RawFd, opt: libc::c_int, t: std::time::Duration) {
+    if t.is_zero() {
+        return;
+    }
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setting a timeval option on a socket the caller owns.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+}
+
+/// Reads frames from a stream socket, keeping descriptors that arrive with
+/// them (SCM_RIGHTS) for `File` frames.
+pub struct FrameReader {
+    fd: RawFd,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    fds: std::collections::VecDeque<OwnedFd>,
+}
+
+impl FrameReader {
+    pub fn new(fd: RawFd) -> FrameReader {
+        FrameReader {
+            fd,
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            fds: Default::default(),
+        }
+    }
+
+    /// Whether a whole frame is already buffered (the next `next` will not block).
+    pub fn has_frame(&self) -> bool {
+        let avail = &self.buf[self.start..self.end];
+        avail.len() >= HEADER && avail.len() - HEADER >= frame_len(avail)
+    }
+
+    /// The next frame, or None at a clean end of stream (between frames).
+    /// A stream that ends inside a frame is an `UnexpectedEof` error.
+    pub fn next(&mut self) -> io::Result<Option<(Kind, &[u8])>> {
+        loop {
+            let avail = self.end - self.start;
+            if avail >= HEADER {
+                let len = frame_len(&self.buf[self.start..self.end]);
+                if len > FRAME_MAX {
+                    return Err(bad("frame too large"));
+                }
+                if avail - HEADER >= len {
+                    let kind = Kind::from_byte(self.buf[self.start])
+                        .ok_or_else(|| bad("unknown frame kind"))?;
+                    let p = self.start + HEADER;
+                    self.start = p + len;
+                    return Ok(Some((kind, &self.buf[p..p + len])));
+                }
+                if HEADER + len > self.buf.len() {
+                    self.buf.resize(HEADER + len, 0);
+                }
+            }
+            if self.start > 0 && (self.end == self.start || self.buf.len() - self.end < 4096) {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let n = self.fill()?;
+            if n == 0 {
+                return if self.end == self.start {
+                    Ok(None)
+                } else {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                };
+            }
+        }
+    }
+
+    /// A descriptor that came with the frames read so far.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fds.pop_front()
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let spare = &mut self.buf[self.end..];
+        let mut iov = libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare.len(),
+        };
+        let mut control = [0u64; 8]; // room for a few descriptors, aligned
+                                     // SAFETY: msghdr is plain data pointing at buffers that outlive the
+                                     // call; descriptors received are taken over (OwnedFd) exactly once.
+        unsafe {
+            let mut m: libc::msghdr = std::mem::zeroed();
+            m.msg_iov = &mut iov;
+            m.msg_iovlen = 1;
+            m.msg_control = control.as_mut_ptr().cast();
+            m.msg_controllen = std::mem::size_of_val(&control) as _;
+            let n = loop {
+                let n = libc::recvmsg(self.fd, &mut m, libc::MSG_CMSG_CLOEXEC);
+                if n >= 0 {
+                    break n as usize;
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            };
+            let mut c = libc::CMSG_FIRSTHDR(&m);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(c);
+                    let bytes = (*c).cmsg_len as usize - (data as usize - c as usize);
+                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                        let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                        self.fds.push_back(OwnedFd::from_raw_fd(fd));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&m, c);
+            }
+            self.end += n;
+            Ok(n)
+        }
+    }
+}
+
+impl AsRawFd for FrameReader {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+fn frame_len(b: &[u8]) -> usize {
+    u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as usize
+}
+
+// --- payload encodings -----------------------------------------------------
+
+fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
+    out.push(v.is_some() as u8);
+    if let Some(n) = v {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Reads fields from a payload, failing (not panicking) on short input.
+pub struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Cursor(b)
+    }
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(bad("truncated frame"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    pub fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u16(&mut self) -> io::Result<u16> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    pub fn u32(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    pub fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn opt_u64(&mut self) -> io::Result<Option<u64>> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => self.u64().map(Some),
+        }
+    }
+    pub fn bytes(&mut self) -> io::Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> io::Result<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| bad("invalid UTF-8"))
+    }
+}
+
+const OTHER: u8 = 255;
+
+/// The request head as a `Head` payload, with the process group and the
+/// request's arrival time for the daemon.
+pub fn encode_head(h: &RequestHead, out: &mut Vec<u8>) {
+    let vars: Vec<_> = h.vars().collect();
+    out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
+    for (name, value, text) in vars {
+        match name {
+            VarName::Known(k) => out.push(k as u8),
+            VarName::Other(n) => {
+                out.push(OTHER);
+                put_bytes(out, n);
+            }
+        }
+        out.push(matches!(text, Text::Path) as u8);
+        put_bytes(out, value);
+    }
+    let t = &h.target;
+    put_bytes(out, t.script.as_bytes());
+    out.extend_from_slice(&t.mtime.to_le_bytes());
+    put_bytes(out, t.callable.as_bytes());
+    out.push(t.script_reloading as u8);
+    put_opt_u64(out, h.body_length);
+}
+
+pub fn decode_head(payload: &[u8]) -> io::Result<RequestHead> {
+    let mut c = Cursor::new(payload);
+    let n = c.u32()? as usize;
+    let mut h = RequestHead::new(Target::default());
+    for _ in 0..n.min(payload.len()) {
+        let tag = c.u8()?;
+        let name = if tag == OTHER { Some(c.bytes()?) } else { None };
+        let text = if c.u8()? == 1 {
+            Text::Path
+        } else {
+            Text::Latin1
+        };
+        let value = c.bytes()?;
+        match name {
+            Some(n) => h.set_other(n, value),
+            None => {
+                let key = *Key::ALL
+                    .get(tag as usize)
+                    .ok_or_else(|| bad("unknown environ key"))?;
+                h.set_as(key, value, text);
+            }
+        }
+    }
+    h.target = Target {
+        script: c.string()?,
+        mtime: c.u64()? as i64,
+        callable: c.string()?,
+        script_reloading: c.u8()? != 0,
+    };
+    h.body_length = c.opt_u64()?;
+    Ok(h)
+}
+
+pub fn encode_response(h: &ResponseHead, out: &mut Vec<u8>) {
+    out.extend_from_slice(&h.code.to_le_bytes());
+    put_bytes(out, &h.status);
+    out.extend_from_slice(&(h.headers.len() as u32).to_le_bytes());
+    for (k, v) in &h.headers {
+        put_bytes(out, k);
+        put_bytes(out, v);
+    }
+    put_opt_u64(out, h.content_length);
+}
+
+pub fn decode_response(payload: &[u8]) -> io::Result<ResponseHead> {
+    let mut c = Cursor::new(payload);
+    let code = c.u16()?;
+    let status = c.bytes()?.to_vec();
+    let n = c.u32()? as usize;
+    let mut headers = Vec::with_capacity(n.min(256));
+    for _ in 0..n {
+        headers.push((c.bytes()?.to_vec(), c.bytes()?.to_vec()));
+    }
+    let content_length = c.opt_u64()?;
+    Ok(ResponseHead {
+        code,
+        status,
+        headers,
+        content_length,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn head_round_trip() {
+        let mut h = RequestHead::new(Target {
+            script: "/srv/app/wsgi.py".into(),
+            mtime: 1234567,
+            callable: "application".into(),
+            script_reloading: true,
+        });
+        h.set_other(b"HTTP_X_FOO", b"setenv");
+        h.set_header(b"X-Foo", b"h\xe9");
+        h.set(Key::RequestMethod, b"POST");
+        h.set_as(Key::ScriptFilename, b"/srv/app/wsgi.py", Text::Path);
+        h.body_length = Some(42);
+        let mut wire = Vec::new();
+        encode_head(&h, &mut wire);
+        let d = decode_head(&wire).unwrap();
+        assert_eq!(d.vars().collect::<Vec<_>>(), h.vars().collect::<Vec<_>>());
+        assert_eq!(d.target.script, "/srv/app/wsgi.py");
+        assert_eq!(d.target.mtime, 1234567);
+        assert!(d.target.script_reloading);
+        assert_eq!(d.body_length, Some(42));
+        for cut in 0..wire.len() {
+            assert!(decode_head(&wire[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn response_round_trip() {
+        let r = ResponseHead {
+            code: 201,
+            status: b"201 Created".to_vec(),
+            headers: vec![(b"X-A".to_vec(), b"1".to_vec())],
+            content_length: Some(7),
+        };
+        let mut wire = Vec::new();
+        encode_response(&r, &mut wire);
+        assert_eq!(decode_response(&wire).unwrap(), r);
+        assert!(decode_response(&wire[..wire.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn frames_and_descriptors() {
+        let (a, b) = UnixStream::pair().unwrap();
+        write_frame(a.as_raw_fd(), Kind::Data, &[b"hel", b"lo"]).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        write_frame_with_fd(a.as_raw_fd(), Kind::File, b"x", file.as_raw_fd()).unwrap();
+        write_frame(a.as_raw_fd(), Kind::End, &[&[0]]).unwrap();
+        let big = vec![7u8; 200_000];
+        write_frame(a.as_raw_fd(), Kind::Data, &[&big]).unwrap();
+        drop(a);
+        let mut r = FrameReader::new(b.as_raw_fd());
+        assert_eq!(r.next().unwrap(), Some((Kind::Data, &b"hello"[..])));
+        assert_eq!(r.next().unwrap(), Some((Kind::File, &b"x"[..])));
+        assert!(r.take_fd().is_some());
+        assert_eq!(r.next().unwrap(), Some((Kind::End, &[0u8][..])));
+        let (k, p) = r.next().unwrap().unwrap();
+        assert_eq!((k, p.len()), (Kind::Data, 200_000));
+        assert_eq!(r.next().unwrap(), None);
+    }
+
+    #[test]
+    fn a_cut_frame_is_an_error_not_an_end() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let h = header(Kind::Data, 10);
+        write_all(a.as_raw_fd(), &[&h, b"abc"]).unwrap();
+        drop(a);
+        let mut r = FrameReader::new(b.as_raw_fd());
+        assert_eq!(r.next().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+}

@@ -1,0 +1,469 @@
+//! An Apache child's side of daemon mode: it hands the request to the
+//! group's daemon over its socket and relays the response into Apache's
+//! brigades (through the same `ApacheTransport` embedded mode writes to),
+//! so output filters, sendfile and logging behave alike.
+//!
+//! Each step that can fail is named, logged once and mapped to one status:
+//! connect → 503, no answer in time → 504, the daemon gone before the
+//! headers → 502, bad headers → 500; after the headers, a broken response is
+//! cut on the client's side, never ended cleanly.
+use super::protocol::{self, set_timeout, FrameReader, Kind, END_CLOSE};
+use super::supervisor::{Daemons, Group};
+use crate::apache::{log, sys};
+use crate::embedded::transport::ApacheTransport;
+use crate::wsgi::head::RequestHead;
+use crate::wsgi::start_response::{check_header, parse_status};
+use crate::wsgi::transport::{Ending, Level, ResponseHead, Transport};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// A failure before the response started: the status Apache answers with
+/// and the line logged.
+struct Refused(i32, String);
+
+/// Serves the request through daemon process group `g`.
+///
+/// # Safety
+/// `r` must be the live request being handled.
+pub unsafe fn handle(r: *mut sys::request_rec, d: &Daemons, g: &Group, head: &RequestHead) -> i32 {
+    let name = &g.def.name;
+    let res = connect(d, g).and_then(|(conn, pid)| {
+        let mut payload = Vec::with_capacity(4096);
+        protocol::encode_head(head, &mut payload);
+        protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
+            .map_err(|e| {
+                Refused(
+                    sys::HTTP_SERVICE_UNAVAILABLE,
+                    format!("Unable to send the request to daemon process '{name}': {e}."),
+                )
+            })
+            .map(|()| (conn, pid))
+    });
+    let (conn, pid) = match res {
+        Ok(c) => c,
+        Err(Refused(status, msg)) => {
+            // SAFETY: r is live.
+            unsafe { log::rerror(r, log::ERR, &format!("{msg}: {}", head.target.script)) };
+            return status;
+        }
+    };
+    // SAFETY: r is live for this call; the transport is dropped before it returns.
+    let mut t = unsafe { ApacheTransport::new(r) };
+    let mut relay = Relay {
+        d,
+        g,
+        pid,
+        script: &head.target.script,
+        reader: FrameReader::new(conn.as_raw_fd()),
+        fd: conn.as_raw_fd(),
+        started: false,
+        ended: false,
+        body: Vec::new(),
+    };
+    let status = relay.run(&mut t);
+    drop(relay);
+    drop(conn);
+    status
+}
+
+/// Connects to the group's socket, retrying while it is missing, refused
+/// or its queue is full, until connect-timeout (mod_wsgi's back-off: every
+/// 0.125 s, then every second after 2 s). Returns the connection and the
+/// daemon process at the other end (when the kernel knows it yet).
+fn connect(d: &Daemons, g: &Group) -> Result<(OwnedFd, i32), Refused> {
+    let name = &g.def.name;
+    let started = Instant::now();
+    let limit = g.def.connect_timeout;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match try_connect(&g.socket, limit.saturating_sub(started.elapsed())) {
+            Ok(fd) => {
+                // SAFETY: a socket descriptor this function owns.
+                set_timeout(fd.as_raw_fd(), libc::SO_RCVTIMEO, g.socket_timeout);
+                set_timeout(fd.as_raw_fd(), libc::SO_SNDTIMEO, g.socket_timeout);
+                let alive = wait_for_process(d, g, limit.saturating_sub(started.elapsed()));
+                if !alive {
+                    return Err(Refused(
+                        sys::HTTP_SERVICE_UNAVAILABLE,
+                        format!(
+                            "No process of WSGI daemon process group '{name}' is running (it keeps failing to start, or is restarting); gave up after connect-timeout ({:.1} s)",
+                            limit.as_secs_f64()
+                        ),
+                    ));
+                }
+                return Ok((fd, 0));
+            }
+            Err(e) => {
+                let retry = matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN | libc::EINTR)
+                );
+                if !retry || started.elapsed() >= limit {
+                    // SAFETY: getuid is a plain query.
+                    let uid = unsafe { libc::getuid() };
+                    let why = if retry {
+                        format!(
+                            "after {attempt} attempts in {:.1} s (connect-timeout): the socket does not exist or its listen-backlog is full",
+                            started.elapsed().as_secs_f64()
+                        )
+                    } else {
+                        format!("as user with uid={uid}: {e}")
+                    };
+                    return Err(Refused(
+                        sys::HTTP_SERVICE_UNAVAILABLE,
+                        format!(
+                            "Unable to connect to WSGI daemon process '{name}' on '{}' {why}",
+                            g.socket
+                        ),
+                    ));
+                }
+                let pause = if started.elapsed() < Duration::from_secs(2) {
+                    Duration::from_millis(125)
+                } else {
+                    Duration::from_secs(1)
+                };
+                std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
+            }
+        }
+    }
+}
+
+/// A connection to the socket at `path`; a full queue is waited on for up
+/// to `wait` (a blocking connect honours the send timeout).
+fn try_connect(path: &str, wait: Duration) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket calls on a descriptor owned by the OwnedFd; the
+    // address is a zeroed sockaddr_un holding a bounded path.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        set_timeout(
+            fd.as_raw_fd(),
+            libc::SO_SNDTIMEO,
+            wait.max(Duration::from_millis(10)),
+        );
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = path.as_bytes();
+        if bytes.len() >= addr.sun_path.len() {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let rv = libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        );
+        if rv != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+/// Whether a process of the group runs (or starts within `wait`): the
+/// socket accepts connections for as long as Apache runs, so a request
+/// queued while none runs would wait for nothing.
+fn wait_for_process(d: &Daemons, g: &Group, wait: Duration) -> bool {
+    let first = d.table.slot_id(d, g.index, 0);
+    let ids = first..first + g.def.processes as usize;
+    let deadline = Instant::now() + wait;
+    loop {
+        if d.table.any_running(ids.clone()) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The process at the other end of a UNIX connection.
+fn peer_pid(fd: RawFd) -> i32 {
+    // SAFETY: getsockopt writes at most size_of::<ucred>() bytes.
+    unsafe {
+        let mut cred: libc::ucred = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        let rv = libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        );
+        if rv == 0 {
+            cred.pid
+        } else {
+            0
+        }
+    }
+}
+
+struct Relay<'a> {
+    d: &'a Daemons,
+    g: &'a Group,
+    /// The daemon process serving the request (0 until known).
+    pid: i32,
+    script: &'a str,
+    reader: FrameReader,
+    fd: RawFd,
+    started: bool,
+    ended: bool,
+    /// Request body bytes read for the daemon.
+    body: Vec<u8>,
+}
+
+impl Relay<'_> {
+    fn name(&self) -> &str {
+        &self.g.def.name
+    }
+
+    /// Why the daemon went away, if the parent has seen it die.
+    fn cause(&mut self) -> String {
+        if self.pid == 0 {
+            return "the daemon process is unknown".into();
+        }
+        match self.d.table.cause_of(self.pid, Duration::from_millis(1500)) {
+            Some(c) => format!("process {} {}", self.pid, c.describe()),
+            None => format!("process {} is still running", self.pid),
+        }
+    }
+
+    fn run(&mut self, t: &mut ApacheTransport<'_>) -> i32 {
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            if self.pid == 0 {
+                self.pid = peer_pid(self.fd);
+            }
+            let frame = match self.reader.next() {
+                Ok(Some((kind, payload))) => Ok((kind, payload.to_vec())),
+                Ok(None) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Err(e) => Err(e),
+            };
+            let (kind, payload) = match frame {
+                Ok(f) => f,
+                Err(e) => return self.broken(t, &pending, e),
+            };
+            match kind {
+                Kind::Read => self.send_body(t, &payload),
+                Kind::Log => {
+                    let level = if payload.first() == Some(&1) {
+                        Level::Info
+                    } else {
+                        Level::Error
+                    };
+                    t.log(
+                        level,
+                        &String::from_utf8_lossy(payload.get(1..).unwrap_or(b"")),
+                    );
+                }
+                Kind::Start if !self.started => match self.start(t, &payload) {
+                    Ok(()) => self.started = true,
+                    Err(msg) => {
+                        t.log(Level::Error, &msg);
+                        return sys::HTTP_INTERNAL_SERVER_ERROR;
+                    }
+                },
+                Kind::Length if self.started => {
+                    if let Ok(n) = protocol::Cursor::new(&payload).u64() {
+                        t.content_length_hint(n);
+                    }
+                }
+                Kind::Data if self.started => {
+                    pending.extend_from_slice(&payload);
+                    if !self.reader.has_frame() {
+                        if t.send(&[&pending]).is_err() {
+                            return self.client_gone(t);
+                        }
+                        pending.clear();
+                    }
+                }
+                Kind::File if self.started => {
+                    if !pending.is_empty() && t.send(&[&pending]).is_err() {
+                        return self.client_gone(t);
+                    }
+                    pending.clear();
+                    let mut c = protocol::Cursor::new(&payload);
+                    let (Ok(offset), Ok(len), Some(file)) =
+                        (c.u64(), c.u64(), self.reader.take_fd())
+                    else {
+                        return self.protocol_error(t, "a file without its descriptor");
+                    };
+                    self.ended = true;
+                    if t.send_file(file, offset, len).is_err() {
+                        return self.client_gone(t);
+                    }
+                }
+                Kind::End if self.started => {
+                    if !self.ended && t.end(&[&pending], Ending::Now).is_err() {
+                        return self.client_gone(t);
+                    }
+                    if payload.first().is_some_and(|f| f & END_CLOSE != 0) {
+                        t.close_connection();
+                    }
+                    return sys::OK;
+                }
+                Kind::Abort if self.started => {
+                    // What the application produced before it failed still
+                    // reaches the client; then the connection is cut.
+                    if !pending.is_empty() {
+                        let _ = t.send(&[&pending]);
+                    }
+                    t.abort();
+                    return sys::OK;
+                }
+                Kind::NoResponse if !self.started => {
+                    return match payload.first() {
+                        Some(0) => sys::HTTP_NOT_FOUND,
+                        _ => sys::HTTP_INTERNAL_SERVER_ERROR,
+                    };
+                }
+                _ => return self.protocol_error(t, "an unexpected frame"),
+            }
+        }
+    }
+
+    /// Reads request body bytes for the daemon (at most what it asked for).
+    fn send_body(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) {
+        let max = protocol::Cursor::new(payload)
+            .u32()
+            .map_or(0, |m| m as usize)
+            .min(protocol::DATA_MAX);
+        self.body.clear();
+        self.body.reserve(max);
+        let spare: &mut [MaybeUninit<u8>] = &mut self.body.spare_capacity_mut()[..max];
+        let res = t.read(spare);
+        let fd = self.fd;
+        // A write error shows up as the daemon's end of the connection.
+        let _ = match res {
+            Ok(0) => protocol::write_frame(fd, Kind::BodyEnd, &[]),
+            Ok(n) => {
+                // SAFETY: `read` initialised the first n bytes of the spare room.
+                unsafe { self.body.set_len(n) };
+                protocol::write_frame(fd, Kind::Body, &[&self.body])
+            }
+            Err(why) => protocol::write_frame(fd, Kind::BodyError, &[why.as_bytes()]),
+        };
+    }
+
+    /// Checks the status and headers again: the daemon runs the
+    /// application's code, so what it sends is not trusted further than
+    /// what embedded mode accepts from start_response.
+    fn start(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> Result<(), String> {
+        let bad = |why: String| {
+            format!(
+                "Invalid response headers from daemon process '{}' for WSGI script '{}': {why}.",
+                self.name(),
+                self.script
+            )
+        };
+        if payload.len() > self.g.def.header_buffer_size.max(8192) * 4 {
+            return Err(bad(format!(
+                "{} bytes of headers, over header-buffer-size",
+                payload.len()
+            )));
+        }
+        let head: ResponseHead =
+            protocol::decode_response(payload).map_err(|e| bad(e.to_string()))?;
+        let code = parse_status(&head.status).map_err(bad)?;
+        let mut content_length = None;
+        for (k, v) in &head.headers {
+            if k.len() + v.len() + 2 > self.g.def.header_buffer_size {
+                return Err(bad(format!(
+                    "the header {:?} is longer than header-buffer-size ({} bytes)",
+                    String::from_utf8_lossy(k),
+                    self.g.def.header_buffer_size
+                )));
+            }
+            if let Some(n) = check_header(k, v).map_err(bad)? {
+                content_length = Some(n);
+            }
+        }
+        if code != head.code || content_length != head.content_length {
+            return Err(bad("inconsistent status or Content-Length".into()));
+        }
+        t.start(&head);
+        Ok(())
+    }
+
+    /// The connection to the daemon broke (or timed out).
+    fn broken(&mut self, t: &mut ApacheTransport<'_>, pending: &[u8], e: io::Error) -> i32 {
+        let timed_out = matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        );
+        if !self.started {
+            let (status, msg) = if timed_out {
+                (
+                    sys::HTTP_GATEWAY_TIME_OUT,
+                    format!(
+                        "Timeout when reading response headers from daemon process '{}' (socket-timeout {:.0} s)",
+                        self.name(),
+                        self.g.socket_timeout.as_secs_f64()
+                    ),
+                )
+            } else {
+                let cause = self.cause();
+                (
+                    sys::HTTP_BAD_GATEWAY,
+                    format!(
+                        "Daemon process '{}' closed the connection before sending complete response headers ({cause})",
+                        self.name()
+                    ),
+                )
+            };
+            t.log(Level::Error, &format!("{msg}: {}", self.script));
+            return status;
+        }
+        if !pending.is_empty() {
+            let _ = t.send(&[pending]);
+        }
+        let why = if timed_out {
+            "timed out".to_string()
+        } else {
+            self.cause()
+        };
+        t.log(
+            Level::Error,
+            &format!(
+                "Daemon process '{}' stopped sending before the response was complete ({why}); the response to the client is cut: {}",
+                self.name(),
+                self.script
+            ),
+        );
+        t.abort();
+        sys::OK
+    }
+
+    fn protocol_error(&mut self, t: &mut ApacheTransport<'_>, what: &str) -> i32 {
+        t.log(
+            Level::Error,
+            &format!(
+                "Protocol error from daemon process '{}': {what}: {}",
+                self.name(),
+                self.script
+            ),
+        );
+        if self.started {
+            t.abort();
+            sys::OK
+        } else {
+            sys::HTTP_INTERNAL_SERVER_ERROR
+        }
+    }
+
+    /// The client went away: the daemon's next write fails when the
+    /// connection closes, and the application sees it as embedded would.
+    fn client_gone(&mut self, t: &mut ApacheTransport<'_>) -> i32 {
+        t.log(Level::Info, &crate::wsgi::app::client_gone(self.script));
+        sys::OK
+    }
+}
