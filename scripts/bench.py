@@ -5,7 +5,12 @@ under mod_wsgi_rs, and as static files (the ceiling), in one run, with wrk.
     /usr/bin/python3 scripts/bench.py [--mpm event|worker|prefork] [--repeat 3]
         [--duration 10] [--connections 32] [--processes N] [--threads-per-child N]
         [--tests hello,64k,post,stream] [--module target/release/libmod_wsgi_rs.so]
+        [--daemon] [--uwsgi PATH]
     /usr/bin/python3 scripts/bench.py --config-only DIR   # write configs, print start commands
+
+--daemon adds both modules in daemon mode (WSGIDaemonProcess processes=2
+threads=16) and, with --uwsgi (a uwsgi binary), Apache + mod_proxy_uwsgi in
+front of uWSGI with the same processes and threads: what users pick instead.
 
 Workloads: hello (12 bytes), 64k (a 64 KiB list), post (a 1 MiB POST read
 through wsgi.input in 64 KiB reads), stream (a generator of 100 x 1 KiB
@@ -55,7 +60,9 @@ MPM = {  # {p} processes of {n} threads, the same for every server
 # name -> (size of the response, static file that stands in for it or None)
 TESTS = {'hello': (12, 'hello'), '64k': (65536, '64k'), 'post': (7, 'posted'), 'stream': (102400, '100k')}
 POST_BODY = 1 << 20
-SERVERS = ['mod_wsgi', 'mod_wsgi_rs', 'static']
+EMBEDDED = ['mod_wsgi', 'mod_wsgi_rs', 'static']
+DAEMON = ['mod_wsgi-daemon', 'mod_wsgi_rs-daemon']
+DAEMON_OPTIONS = 'processes=2 threads=16'
 
 
 def free_port():
@@ -65,8 +72,10 @@ def free_port():
 
 
 class Server:
-    def __init__(self, kind, mpm, processes, threads, module, base):
+    def __init__(self, kind, mpm, processes, threads, module, base, uwsgi=None):
         self.kind = kind
+        self.uwsgi = uwsgi
+        self.uwsgi_proc = None
         self.dir = os.path.join(base, kind)
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
@@ -83,18 +92,26 @@ class Server:
         self.port = free_port()
         self.pidfile = os.path.join(self.dir, 'httpd.pid')
         self.conf = os.path.join(self.dir, 'httpd.conf')
-        if kind == 'mod_wsgi':
-            load = 'LoadModule wsgi_module %s\n' % MOD_WSGI
-        elif kind == 'mod_wsgi_rs':
+        self.apps = apps
+        if kind.startswith('mod_wsgi_rs'):
             load = 'LoadModule wsgi_rs_module %s\n' % module
+        elif kind.startswith('mod_wsgi'):
+            load = 'LoadModule wsgi_module %s\n' % MOD_WSGI
+        elif kind == 'uwsgi':
+            load = ''.join('LoadModule %s_module %s/mod_%s.so\n' % (m, MODULES, m) for m in ('proxy', 'proxy_uwsgi'))
         else:
             load = ''
         if kind == 'static':
             site = ''.join('Alias /%s %s/%s\n' % (t, apps, f) for t, (_, f) in TESTS.items() if f)
+        elif kind == 'uwsgi':
+            self.uwsgi_socket = os.path.join(self.dir, 'uwsgi.sock')
+            site = ''.join('ProxyPass /%s unix:%s|uwsgi://bench/%s\n' % (t, self.uwsgi_socket, t) for t in TESTS)
         else:
             site = ('WSGIApplicationGroup %%{GLOBAL}\nWSGIScriptAlias /hello %s/hello.wsgi\n'
                     'WSGIScriptAlias /64k %s/big.wsgi\nWSGIScriptAlias /post %s/post.wsgi\n'
                     'WSGIScriptAlias /stream %s/stream.wsgi\n' % (apps, apps, apps, apps))
+            if kind.endswith('-daemon'):
+                site = 'WSGIDaemonProcess bench %s\nWSGIProcessGroup bench\n' % DAEMON_OPTIONS + site
         user = 'User www-data\nGroup www-data\n' if os.geteuid() == 0 else ''
         with open(self.conf, 'w') as f:
             f.write(f"""ServerRoot {self.dir}
@@ -127,6 +144,24 @@ MaxKeepAliveRequests 0
         return [HTTPD, '-f', self.conf]
 
     def start(self):
+        if self.kind == 'uwsgi':
+            # One app that dispatches on the path, like the Apache aliases.
+            router = os.path.join(self.apps, 'router.py')
+            with open(router, 'w') as f:
+                f.write('import runpy\nA = {%s}\n'
+                        'def application(environ, start_response):\n'
+                        '    return A[environ["PATH_INFO"].strip("/")](environ, start_response)\n'
+                        % ', '.join("'%s': runpy.run_path('%s/%s.wsgi')['application']" % (t, self.apps, f)
+                                    for t, f in (('hello', 'hello'), ('64k', 'big'), ('post', 'post'),
+                                                 ('stream', 'stream'))))
+            user = ['--uid', 'www-data', '--gid', 'www-data'] if os.geteuid() == 0 else []
+            self.uwsgi_proc = subprocess.Popen(
+                [self.uwsgi, '--master', '--processes', '2', '--threads', '16', '--socket', self.uwsgi_socket,
+                 '--chmod-socket=666', '--wsgi-file', router, '--disable-logging', '--die-on-term'] + user,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 20
+            while not os.path.exists(self.uwsgi_socket) and time.time() < deadline:
+                time.sleep(0.05)
         subprocess.run(self.command() + ['-k', 'start'], check=True)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -144,10 +179,19 @@ MaxKeepAliveRequests 0
         except (OSError, ValueError):
             return None
 
+    def processes(self):
+        """Every process of this server: Apache's parent and its children
+        (daemon processes included), and uWSGI's master and workers."""
+        roots = [self.pid()] + ([self.uwsgi_proc.pid] if self.uwsgi_proc else [])
+        pids = list(roots)
+        for root in roots:
+            pids += [int(p) for p in subprocess.run(
+                ['ps', '-o', 'pid=', '--ppid', str(root)], capture_output=True, text=True).stdout.split()]
+        return pids
+
     def cpu_seconds(self):
-        """User + system CPU time of the parent and its children so far."""
-        pids = [self.pid()] + [int(p) for p in subprocess.run(
-            ['ps', '-o', 'pid=', '--ppid', str(self.pid())], capture_output=True, text=True).stdout.split()]
+        """User + system CPU time of all its processes so far."""
+        pids = self.processes()
         total = 0
         for pid in pids:
             try:
@@ -159,15 +203,22 @@ MaxKeepAliveRequests 0
         return total / os.sysconf('SC_CLK_TCK')
 
     def rss_kib(self):
-        """Sum of VmRSS of the parent's children (the processes that serve)."""
-        out = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(self.pid())], capture_output=True, text=True).stdout
+        """Total memory of all its processes: the sum of their PSS (shared
+        pages counted once across them), in KiB."""
         total = 0
-        for child in out.split():
-            with open('/proc/%s/status' % child) as f:
-                total += int(re.search(r'VmRSS:\s+(\d+)', f.read()).group(1))
+        for pid in self.processes():
+            try:
+                with open('/proc/%d/smaps_rollup' % pid) as f:
+                    total += int(re.search(r'Pss:\s+(\d+)', f.read()).group(1))
+            except OSError:
+                pass
         return total
 
     def stop(self):
+        if self.uwsgi_proc:
+            self.uwsgi_proc.terminate()
+            self.uwsgi_proc.wait(timeout=15)
+            self.uwsgi_proc = None
         pid = self.pid()
         if not pid:
             return
@@ -226,6 +277,8 @@ def main():
     p.add_argument('--tests', default=','.join(TESTS), help='comma-separated, from ' + ','.join(TESTS))
     p.add_argument('--module', default=os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so'))
     p.add_argument('--config-only', metavar='DIR')
+    p.add_argument('--daemon', action='store_true', help='add daemon mode (both modules) and --uwsgi')
+    p.add_argument('--uwsgi', metavar='PATH', help='a uwsgi binary: adds Apache + mod_proxy_uwsgi -> uWSGI')
     args = p.parse_args()
     if args.workers and args.mpm == 'prefork':
         args.processes = args.workers
@@ -234,24 +287,27 @@ def main():
     args.processes = args.processes or (8 if args.mpm == 'prefork' else 1)
     threads = 1 if args.mpm == 'prefork' else args.threads_per_child
     tests = args.tests.split(',')
+    kinds = EMBEDDED[:2] + (DAEMON if args.daemon else []) + (['uwsgi'] if args.uwsgi else []) + ['static']
     if not os.path.exists(MOD_WSGI):
         sys.exit('needs Debian\'s mod_wsgi: apt-get install libapache2-mod-wsgi-py3')
     if args.config_only:
         os.makedirs(args.config_only, exist_ok=True)
         os.chmod(args.config_only, 0o755)
-        for kind in SERVERS:
-            s = Server(kind, args.mpm, args.processes, threads, os.path.abspath(args.module), args.config_only)
-            print('%-12s %s   (port %d; add -X for one process)' % (kind, ' '.join(s.command()), s.port))
+        for kind in kinds:
+            s = Server(kind, args.mpm, args.processes, threads, os.path.abspath(args.module), args.config_only,
+                       args.uwsgi)
+            print('%-19s %s   (port %d; add -X for one process)' % (kind, ' '.join(s.command()), s.port))
         return
     base = tempfile.mkdtemp(prefix='wsgi-rs-bench-')
     os.chmod(base, 0o755)
     script = os.path.join(base, 'post.lua')
     with open(script, 'w') as f:
         f.write('wrk.method = "POST"\nwrk.body = string.rep("x", %d)\n' % POST_BODY)
-    servers = [Server(k, args.mpm, args.processes, threads, os.path.abspath(args.module), base) for k in SERVERS]
-    results = {(k, t): [] for k in SERVERS for t in tests}
-    cpu = {(k, t): [] for k in SERVERS for t in tests}
-    rss = {k: [] for k in SERVERS}
+    servers = [Server(k, args.mpm, args.processes, threads, os.path.abspath(args.module), base, args.uwsgi)
+               for k in kinds]
+    results = {(k, t): [] for k in kinds for t in tests}
+    cpu = {(k, t): [] for k in kinds for t in tests}
+    rss = {k: [] for k in kinds}
     try:
         for rnd in range(args.repeat):
             for s in servers:
@@ -265,7 +321,7 @@ def main():
                         rps, cpu_us = wrk(s.port, path, args.duration, args.connections, args.threads, script, s)
                         results[(s.kind, path)].append(rps)
                         cpu[(s.kind, path)].append(cpu_us)
-                        print('round %d %-12s %-6s %9.0f req/s %8.1f us CPU/request'
+                        print('round %d %-19s %-6s %9.0f req/s %8.1f us CPU/request'
                               % (rnd + 1, s.kind, path, rps, cpu_us), file=sys.stderr)
                     rss[s.kind].append(s.rss_kib())
                 finally:
@@ -274,24 +330,36 @@ def main():
         for s in servers:
             s.stop()
         shutil.rmtree(base, ignore_errors=True)
+    report(args, threads, tests, kinds, results, cpu, rss)
 
+
+def report(args, threads, tests, kinds, results, cpu, rss):
     med = {k: statistics.median(v) if v else float('nan') for k, v in results.items()}
-    print('\nmpm_%s (%d processes x %d threads), wrk -t%d -c%d -d%ds, median of %d interleaved runs'
-          % (args.mpm, args.processes, threads, args.threads, args.connections, args.duration, args.repeat))
-    print('%-8s %12s %12s %12s %16s %16s' % ('app', 'mod_wsgi', 'mod_wsgi_rs', 'static', 'rs / mod_wsgi',
-                                             'static / mod_wsgi'))
-    for path in tests:
-        a, b, c = (med[(k, path)] for k in SERVERS)
-        print('%-8s %12.0f %12.0f %12.0f %15.2fx %15.2fx' % (path, a, b, c, b / a, c / a))
-    print('\nServer CPU time per request (Apache parent and children; the client, wrk, not counted):')
-    print('%-8s %12s %12s %12s %16s' % ('app', 'mod_wsgi', 'mod_wsgi_rs', 'static', 'mod_wsgi / rs'))
     mcpu = {k: statistics.median(v) if v else float('nan') for k, v in cpu.items()}
+    print('\nmpm_%s (%d processes x %d threads), wrk -t%d -c%d -d%ds, median of %d interleaved runs%s'
+          % (args.mpm, args.processes, threads, args.threads, args.connections, args.duration, args.repeat,
+             '; daemons: ' + DAEMON_OPTIONS if args.daemon or args.uwsgi else ''))
+    print('\nThroughput (req/s), and as a ratio to mod_wsgi embedded:')
+    print('%-8s' % 'app' + ''.join('%20s' % k for k in kinds))
     for path in tests:
-        a, b, c = (mcpu[(k, path)] for k in SERVERS)
-        print('%-8s %10.1fus %10.1fus %10.1fus %15.2fx' % (path, a, b, c, a / b))
-    r = {k: statistics.median(v) for k, v in rss.items()}
-    print('%-8s %9.1f MiB %8.1f MiB %8.1f MiB %15.2fx' % ('RSS', r['mod_wsgi'] / 1024, r['mod_wsgi_rs'] / 1024,
-                                                         r['static'] / 1024, r['mod_wsgi_rs'] / r['mod_wsgi']))
+        base = med[('mod_wsgi', path)]
+        print('%-8s' % path + ''.join('%11.0f %6.2fx ' % (med[(k, path)], med[(k, path)] / base) for k in kinds))
+    print('\nServer CPU time per request (all its processes; the client, wrk, not counted):')
+    print('%-8s' % 'app' + ''.join('%20s' % k for k in kinds))
+    for path in tests:
+        print('%-8s' % path + ''.join('%18.1fus' % mcpu[(k, path)] for k in kinds))
+    r = {k: statistics.median(v) / 1024 if v else float('nan') for k, v in rss.items()}
+    print('%-8s' % 'PSS' + ''.join('%16.1f MiB' % r[k] for k in kinds))
+    print('\nmod_wsgi_rs / mod_wsgi, same mode (throughput; CPU per request, theirs / ours; memory):')
+    pairs = [('embedded', 'mod_wsgi_rs', 'mod_wsgi')]
+    if 'mod_wsgi_rs-daemon' in kinds:
+        pairs.append(('daemon', 'mod_wsgi_rs-daemon', 'mod_wsgi-daemon'))
+    if 'uwsgi' in kinds and 'mod_wsgi_rs-daemon' in kinds:
+        pairs.append(('vs uWSGI', 'mod_wsgi_rs-daemon', 'uwsgi'))
+    for label, ours, theirs in pairs:
+        print('%-9s ' % label + '  '.join('%s %.2fx (CPU %.2fx)' % (
+            path, med[(ours, path)] / med[(theirs, path)], mcpu[(theirs, path)] / mcpu[(ours, path)])
+            for path in tests) + '   memory %.2fx' % (r[ours] / r[theirs]))
 
 
 if __name__ == '__main__':

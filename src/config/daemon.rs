@@ -52,6 +52,15 @@ pub struct DaemonGroup {
     pub send_buffer_size: Option<u32>,
     pub receive_buffer_size: Option<u32>,
     pub header_buffer_size: usize,
+    /// A request queued longer than this (from its arrival) gets 504.
+    pub queue_timeout: Option<Duration>,
+    /// How long the Apache child waits for more response data before it
+    /// flushes what it has (mod_wsgi 6: 5 ms).
+    pub response_flush_delay: Duration,
+    /// The owner (script-user) or group (script-group) the script and its
+    /// directory must have; else 403.
+    pub script_user: Option<Account>,
+    pub script_group: Option<Account>,
 }
 
 impl DaemonGroup {
@@ -91,6 +100,10 @@ impl DaemonGroup {
             send_buffer_size: None,
             receive_buffer_size: None,
             header_buffer_size: 32768,
+            queue_timeout: None,
+            response_flush_delay: Duration::from_millis(5),
+            script_user: None,
+            script_group: None,
         }
     }
 
@@ -165,12 +178,8 @@ const NOT_BUILT: &[&str] = &[
     "deadlock-timeout",
     "startup-timeout",
     "eviction-timeout",
-    "queue-timeout",
-    "response-flush-delay",
     "response-buffer-size",
     "response-socket-timeout",
-    "script-user",
-    "script-group",
     "server-metrics",
 ];
 
@@ -267,6 +276,12 @@ pub fn parse(
                 check_buffer(key, g.receive_buffer_size)?;
             }
             "header-buffer-size" => g.header_buffer_size = int(key, v, 8192, 1 << 30)?,
+            "queue-timeout" => g.queue_timeout = optional(seconds(key, v)?),
+            "response-flush-delay" => {
+                g.response_flush_delay = Duration::from_millis(int(key, v, 0, 60_000)?)
+            }
+            "script-user" => g.script_user = Some(account(v, |n| accounts.user(n), "user")?),
+            "script-group" => g.script_group = Some(account(v, |n| accounts.group(n), "group")?),
             "chroot" => {
                 return Err("chroot= is deprecated in mod_wsgi and not supported by mod_wsgi_rs: use a container or a separate Apache instead.".into())
             }
@@ -286,6 +301,9 @@ pub fn parse(
                 ))
             }
         }
+    }
+    if g.script_user.is_some() && g.script_group.is_some() {
+        return Err("Only one of script-user and script-group allowed.".into());
     }
     Ok(g)
 }
@@ -406,9 +424,10 @@ mod tests {
             .unwrap_err()
             .contains("Unknown user"));
         assert!(p("a chroot=/x").unwrap_err().contains("deprecated"));
-        assert!(p("a queue-timeout=5")
-            .unwrap_err()
-            .contains("queue-timeout="));
+        assert_eq!(
+            p("a queue-timeout=5").unwrap().queue_timeout,
+            Some(Duration::from_secs(5))
+        );
         assert!(p("a umask=9").unwrap_err().contains("octal"));
         assert!(p("a home=rel").unwrap_err().contains("absolute"));
         assert!(p("a send-buffer-size=100").unwrap_err().contains("512"));

@@ -5,6 +5,7 @@
 //! embedded mode, over its side of the connection (`transport`).
 pub(crate) mod identity;
 pub(crate) mod last_words;
+pub(crate) mod policy;
 pub(crate) mod process;
 pub(crate) mod protocol;
 pub(crate) mod proxy;

@@ -2,7 +2,7 @@
 //! user, starts Python with the group's settings and serves requests from
 //! the group's socket on `threads` threads, until it is told to stop or
 //! recycles itself (maximum-requests, restart-interval, …).
-use super::protocol::{self, FrameReader, Kind};
+use super::protocol::{self, FrameReader, Kind, Refusal};
 use super::shared::{Cause, Reason};
 use super::supervisor::{Daemons, Group};
 use super::transport::DaemonTransport;
@@ -241,7 +241,13 @@ fn serve_process(
                 .map_err(|e| format!("cannot start a request thread: {e}"))?,
         );
     }
+    // Ready: Apache's children now queue requests for this process.
+    daemons.table.live(id, std::process::id() as i32);
     let reason = supervise(&state, &set);
+    if reason != Reason::Shutdown {
+        // Recycling takes no more requests: queued ones wait for the replacement.
+        daemons.table.live(id, 0);
+    }
     info(&format!(
         "mod_wsgi_rs: Stopping process '{}' (pid={}): {}.",
         def.name,
@@ -478,10 +484,25 @@ fn serve_connection(state: &State, conn: OwnedFd) {
             return;
         }
     };
-    let head_only = head
-        .vars()
-        .any(|(n, v, _)| n == VarName::Known(Key::RequestMethod) && v == b"HEAD");
+    let known = |key: Key| {
+        head.vars()
+            .find(|(n, _, _)| *n == VarName::Known(key))
+            .map(|(_, v, _)| v)
+    };
+    let head_only = known(Key::RequestMethod) == Some(b"HEAD");
     let mut transport = DaemonTransport::new(reader, head_only);
+    if let Some(limit) = state.group.def.queue_timeout {
+        let arrived = known(Key::RequestStart)
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+            .unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        if arrived > 0 && now - arrived > limit.as_micros() as i64 {
+            transport.no_response(Refusal::QueueTimeout);
+            return;
+        }
+    }
     let interp = state.interp;
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     let served = ex.lend(&mut transport, || {
@@ -491,8 +512,8 @@ fn serve_connection(state: &State, conn: OwnedFd) {
         Some(Ok(())) => {
             transport.complete();
         }
-        Some(Err(NoResponse::NotFound)) => transport.no_response(true),
-        Some(Err(NoResponse::Error)) | None => transport.no_response(false),
+        Some(Err(NoResponse::NotFound)) => transport.no_response(Refusal::NotFound),
+        Some(Err(NoResponse::Error)) | None => transport.no_response(Refusal::Error),
     }
     drop(conn);
 }

@@ -58,6 +58,28 @@ impl Kind {
     }
 }
 
+/// Why there is no response (`NoResponse`): the child answers the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Refusal {
+    /// The script has no such callable: 404.
+    NotFound = 0,
+    /// The script or the application failed: 500.
+    Error = 1,
+    /// The request waited longer than queue-timeout: 504.
+    QueueTimeout = 2,
+}
+
+impl Refusal {
+    pub fn from_byte(b: u8) -> Refusal {
+        match b {
+            0 => Refusal::NotFound,
+            2 => Refusal::QueueTimeout,
+            _ => Refusal::Error,
+        }
+    }
+}
+
 /// `End` flag: the response was shorter than its Content-Length, so the
 /// client connection must not be reused.
 pub const END_CLOSE: u8 = 1;

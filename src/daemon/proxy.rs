@@ -7,7 +7,7 @@
 //! connect → 503, no answer in time → 504, the daemon gone before the
 //! headers → 502, bad headers → 500; after the headers, a broken response is
 //! cut on the client's side, never ended cleanly.
-use super::protocol::{self, set_timeout, FrameReader, Kind, END_CLOSE};
+use super::protocol::{self, set_timeout, FrameReader, Kind, Refusal, END_CLOSE};
 use super::supervisor::{Daemons, Group};
 use crate::apache::{log, sys};
 use crate::embedded::transport::ApacheTransport;
@@ -17,7 +17,56 @@ use crate::wsgi::transport::{Ending, Level, ResponseHead, Transport};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set when this Apache child is torn down: an ungraceful stop destroys
+/// its pools from a signal handler while worker threads still relay
+/// responses, so a relay that wakes up then must not touch Apache again
+/// (nor return into it).
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Relays inside an Apache call right now.
+static IN_APACHE: AtomicUsize = AtomicUsize::new(0);
+
+/// A relay's permission to call into Apache, for one step.
+struct ApacheCall;
+
+impl ApacheCall {
+    fn enter() -> ApacheCall {
+        IN_APACHE.fetch_add(1, Ordering::SeqCst);
+        if EXITING.load(Ordering::SeqCst) {
+            IN_APACHE.fetch_sub(1, Ordering::SeqCst);
+            park_forever();
+        }
+        ApacheCall
+    }
+}
+
+impl Drop for ApacheCall {
+    fn drop(&mut self) {
+        IN_APACHE.fetch_sub(1, Ordering::SeqCst);
+        if EXITING.load(Ordering::SeqCst) {
+            park_forever();
+        }
+    }
+}
+
+/// The process is exiting: this thread ends with it.
+fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The child's pools are about to go: relays stop touching Apache (those
+/// inside a call get a moment to leave it).
+pub fn child_exiting() {
+    EXITING.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while IN_APACHE.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// A failure before the response started: the status Apache answers with
 /// and the line logged.
@@ -29,7 +78,7 @@ struct Refused(i32, String);
 /// `r` must be the live request being handled.
 pub unsafe fn handle(r: *mut sys::request_rec, d: &Daemons, g: &Group, head: &RequestHead) -> i32 {
     let name = &g.def.name;
-    let res = connect(d, g).and_then(|(conn, pid)| {
+    let res = connect(g).and_then(|(conn, pid)| {
         let mut payload = Vec::with_capacity(4096);
         protocol::encode_head(head, &mut payload);
         protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
@@ -72,7 +121,7 @@ pub unsafe fn handle(r: *mut sys::request_rec, d: &Daemons, g: &Group, head: &Re
 /// or its queue is full, until connect-timeout (mod_wsgi's back-off: every
 /// 0.125 s, then every second after 2 s). Returns the connection and the
 /// daemon process at the other end (when the kernel knows it yet).
-fn connect(d: &Daemons, g: &Group) -> Result<(OwnedFd, i32), Refused> {
+fn connect(g: &Group) -> Result<(OwnedFd, i32), Refused> {
     let name = &g.def.name;
     let started = Instant::now();
     let limit = g.def.connect_timeout;
@@ -81,19 +130,8 @@ fn connect(d: &Daemons, g: &Group) -> Result<(OwnedFd, i32), Refused> {
         attempt += 1;
         match try_connect(&g.socket, limit.saturating_sub(started.elapsed())) {
             Ok(fd) => {
-                // SAFETY: a socket descriptor this function owns.
                 set_timeout(fd.as_raw_fd(), libc::SO_RCVTIMEO, g.socket_timeout);
                 set_timeout(fd.as_raw_fd(), libc::SO_SNDTIMEO, g.socket_timeout);
-                let alive = wait_for_process(d, g, limit.saturating_sub(started.elapsed()));
-                if !alive {
-                    return Err(Refused(
-                        sys::HTTP_SERVICE_UNAVAILABLE,
-                        format!(
-                            "No process of WSGI daemon process group '{name}' is running (it keeps failing to start, or is restarting); gave up after connect-timeout ({:.1} s)",
-                            limit.as_secs_f64()
-                        ),
-                    ));
-                }
                 return Ok((fd, 0));
             }
             Err(e) => {
@@ -168,24 +206,6 @@ fn try_connect(path: &str, wait: Duration) -> io::Result<OwnedFd> {
     }
 }
 
-/// Whether a process of the group runs (or starts within `wait`): the
-/// socket accepts connections for as long as Apache runs, so a request
-/// queued while none runs would wait for nothing.
-fn wait_for_process(d: &Daemons, g: &Group, wait: Duration) -> bool {
-    let first = d.table.slot_id(d, g.index, 0);
-    let ids = first..first + g.def.processes as usize;
-    let deadline = Instant::now() + wait;
-    loop {
-        if d.table.any_running(ids.clone()) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The process at the other end of a UNIX connection.
 fn peer_pid(fd: RawFd) -> i32 {
     // SAFETY: getsockopt writes at most size_of::<ucred>() bytes.
@@ -237,7 +257,52 @@ impl Relay<'_> {
         }
     }
 
+    /// Waits for the daemon to take the request (its first frame). The
+    /// socket queues connections for as long as Apache runs, so a request
+    /// queued while no process of the group runs would wait for nothing:
+    /// after connect-timeout without one, the answer is 503.
+    fn await_daemon(&mut self) -> Result<(), Refused> {
+        let started = Instant::now();
+        let mut none_since: Option<Instant> = None;
+        let first = self.d.table.slot_id(self.d, self.g.index, 0);
+        let slots = first..first + self.g.def.processes as usize;
+        while !self.reader.has_frame() {
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: polls the connection this relay owns.
+            if unsafe { libc::poll(&mut pfd, 1, 200) } != 0 {
+                return Ok(());
+            }
+            if self.d.table.any_running(slots.clone()) {
+                none_since = None;
+            } else if none_since.get_or_insert_with(Instant::now).elapsed()
+                >= self.g.def.connect_timeout
+            {
+                return Err(Refused(
+                    sys::HTTP_SERVICE_UNAVAILABLE,
+                    format!(
+                        "No process of WSGI daemon process group '{}' is running (it keeps failing to start, or is restarting); gave up after connect-timeout ({:.1} s)",
+                        self.name(),
+                        self.g.def.connect_timeout.as_secs_f64()
+                    ),
+                ));
+            }
+            if started.elapsed() >= self.g.socket_timeout {
+                return Ok(()); // the read below times out: 504
+            }
+        }
+        Ok(())
+    }
+
     fn run(&mut self, t: &mut ApacheTransport<'_>) -> i32 {
+        if let Err(Refused(status, msg)) = self.await_daemon() {
+            let _call = ApacheCall::enter();
+            t.log(Level::Error, &format!("{msg}: {}", self.script));
+            return status;
+        }
         let mut pending: Vec<u8> = Vec::new();
         loop {
             if self.pid == 0 {
@@ -248,6 +313,7 @@ impl Relay<'_> {
                 Ok(None) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                 Err(e) => Err(e),
             };
+            let _call = ApacheCall::enter();
             let (kind, payload) = match frame {
                 Ok(f) => f,
                 Err(e) => return self.broken(t, &pending, e),
@@ -279,7 +345,7 @@ impl Relay<'_> {
                 }
                 Kind::Data if self.started => {
                     pending.extend_from_slice(&payload);
-                    if !self.reader.has_frame() {
+                    if !self.more_soon() {
                         if t.send(&[&pending]).is_err() {
                             return self.client_gone(t);
                         }
@@ -321,14 +387,44 @@ impl Relay<'_> {
                     return sys::OK;
                 }
                 Kind::NoResponse if !self.started => {
-                    return match payload.first() {
-                        Some(0) => sys::HTTP_NOT_FOUND,
-                        _ => sys::HTTP_INTERNAL_SERVER_ERROR,
+                    let why = Refusal::from_byte(payload.first().copied().unwrap_or(1));
+                    return match why {
+                        Refusal::NotFound => sys::HTTP_NOT_FOUND,
+                        Refusal::Error => sys::HTTP_INTERNAL_SERVER_ERROR,
+                        Refusal::QueueTimeout => {
+                            let msg = format!(
+                                "Queue timeout expired for WSGI daemon process '{}': {}",
+                                self.name(),
+                                self.script
+                            );
+                            t.log(Level::Error, &msg);
+                            sys::HTTP_GATEWAY_TIME_OUT
+                        }
                     };
                 }
                 _ => return self.protocol_error(t, "an unexpected frame"),
             }
         }
+    }
+
+    /// Whether more response data is here, or arrives within
+    /// response-flush-delay (then it goes out with what is pending, in one
+    /// write, instead of a flush per block).
+    fn more_soon(&mut self) -> bool {
+        if self.reader.has_frame() {
+            return true;
+        }
+        let delay = self.g.def.response_flush_delay;
+        if delay.is_zero() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls the connection this relay owns.
+        unsafe { libc::poll(&mut pfd, 1, delay.as_millis().max(1) as i32) > 0 }
     }
 
     /// Reads request body bytes for the daemon (at most what it asked for).

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 struct Entry {
     /// The process now running in the slot.
     pid: AtomicI32,
+    /// The same, once it is past its back-off delay and starting to serve.
+    live: AtomicI32,
     /// What the running process said about its own end (encoded Cause).
     last_words: AtomicU32,
     /// The last process that died in the slot, and why.
@@ -169,6 +171,11 @@ impl Table {
         e.pid.store(pid, Ordering::SeqCst);
     }
 
+    /// The daemon in slot `id` is past its back-off and starts serving.
+    pub fn live(&self, id: usize, pid: i32) {
+        self.entry(id).live.store(pid, Ordering::SeqCst);
+    }
+
     /// The daemon in slot `id` says why it is about to end.
     pub fn last_words(&self, id: usize, cause: Cause) {
         self.entry(id)
@@ -199,10 +206,10 @@ impl Table {
             .collect()
     }
 
-    /// Whether a process runs in any of the slots `ids`.
+    /// Whether a process runs (past its back-off) in any of the slots `ids`.
     pub fn any_running(&self, ids: std::ops::Range<usize>) -> bool {
         ids.into_iter()
-            .any(|i| self.entry(i).pid.load(Ordering::SeqCst) > 0)
+            .any(|i| self.entry(i).live.load(Ordering::SeqCst) > 0)
     }
 
     /// Why `pid` died, waiting up to `wait` for the parent to notice.

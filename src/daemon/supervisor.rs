@@ -78,6 +78,8 @@ struct Slot {
     /// APR keeps a pointer to this while the process is registered.
     proc_: sys::apr_proc_t,
     started: Instant,
+    /// How many processes in a row died soon after they started here.
+    quick_deaths: u32,
 }
 
 /// post_config: starts the daemon groups (in the second pass only; the
@@ -150,7 +152,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     }
     for (gi, g) in daemons.groups.iter().enumerate() {
         for slot in 0..g.def.processes as usize {
-            spawn(&daemons, gi, slot, Duration::ZERO);
+            spawn(&daemons, gi, slot, 0);
         }
     }
     Ok(())
@@ -277,10 +279,11 @@ fn remove_old_sockets(prefix: &str, parent: libc::pid_t, generation: i32) {
     }
 }
 
-/// Forks the process for `slot` of group `gi`. A process that starts
-/// `delay` after a death that came too soon waits that long first (in the
-/// new process, so the parent never sleeps).
-fn spawn(daemons: &Arc<Daemons>, gi: usize, slot: usize, delay: Duration) {
+/// Forks the process for `slot` of group `gi`. After repeated deaths soon
+/// after starting, the new process waits first (in the new process, so the
+/// parent never sleeps): a crashing application cannot spin the CPU.
+fn spawn(daemons: &Arc<Daemons>, gi: usize, slot: usize, quick_deaths: u32) {
+    let delay = backoff(quick_deaths);
     let g = &daemons.groups[gi];
     let id = daemons.table.slot_id(daemons, gi, slot);
     // SAFETY: the parent is single-threaded; the child only runs the daemon
@@ -306,6 +309,7 @@ fn spawn(daemons: &Arc<Daemons>, gi: usize, slot: usize, delay: Duration) {
         // SAFETY: apr_proc_t is plain data; only `pid` is used by APR here.
         proc_: unsafe { std::mem::zeroed() },
         started: Instant::now(),
+        quick_deaths,
     });
     s.proc_.pid = pid;
     let s = Box::into_raw(s);
@@ -323,15 +327,15 @@ fn spawn(daemons: &Arc<Daemons>, gi: usize, slot: usize, delay: Duration) {
     }
 }
 
-/// How long a replacement waits after its predecessor lived only `lived`:
-/// nothing after a normal run, then up to 20 s for a crash loop.
-fn backoff(lived: Duration) -> Duration {
-    if lived >= Duration::from_secs(10) {
-        Duration::ZERO
-    } else {
-        Duration::from_secs(20)
-            .saturating_sub(lived * 2)
-            .max(Duration::from_secs(1))
+/// A process that dies within this of its start counts as a quick death.
+const QUICK: Duration = Duration::from_secs(10);
+
+/// How long a replacement waits after `quick` quick deaths in a row: not
+/// at all after one, then 1, 2, 4… up to 20 s (mod_wsgi's cap of 3 a minute).
+fn backoff(quick: u32) -> Duration {
+    match quick {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs((1u64 << (n - 2).min(5)).min(20)),
     }
 }
 
@@ -348,7 +352,7 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
         {
             return;
         }
-        let (daemons, gi, index, pid, lived) = {
+        let (daemons, gi, index, pid, lived, quick) = {
             // SAFETY: `data` is the Slot registered in `spawn`, still registered.
             let slot = unsafe { &*(data as *const Slot) };
             (
@@ -357,6 +361,7 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
                 slot.index,
                 slot.proc_.pid,
                 slot.started.elapsed(),
+                slot.quick_deaths,
             )
         };
         // SAFETY: the record is registered; APR asks the caller to remove it
@@ -365,10 +370,12 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
         let g = &daemons.groups[gi];
         let id = daemons.table.slot_id(&daemons, gi, index);
         let cause = daemons.table.died(id, pid, status);
-        let delay = match cause {
-            Cause::Recycled(_) => Duration::ZERO,
-            _ => backoff(lived),
+        let quick = match cause {
+            Cause::Recycled(_) => 0,
+            _ if lived >= QUICK => 1,
+            _ => quick + 1,
         };
+        let delay = backoff(quick);
         let msg = format!(
             "mod_wsgi_rs: Process '{}' (pid={pid}) {}; restarting it{}.",
             g.def.name,
@@ -384,7 +391,7 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
             _ => crate::wsgi::transport::Level::Error,
         };
         log::server(level, &msg);
-        spawn(&daemons, gi, index, delay);
+        spawn(&daemons, gi, index, quick);
     });
 }
 

@@ -2,7 +2,7 @@
 //! connection from an Apache child (see `protocol`). The body is asked for
 //! as the application reads it; the response goes out as frames the child
 //! turns into brigades, so Apache's output filters still apply.
-use super::protocol::{self, FrameReader, Kind, DATA_MAX, END_CLOSE};
+use super::protocol::{self, FrameReader, Kind, Refusal, DATA_MAX, END_CLOSE};
 use crate::apache::log;
 use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
 use std::mem::MaybeUninit;
@@ -87,11 +87,11 @@ impl DaemonTransport {
         !self.broken
     }
 
-    /// Tells the child there is no response (it answers with an error
-    /// status itself: 404 for a missing callable, else 500).
-    pub fn no_response(&mut self, not_found: bool) {
+    /// Tells the child there is no response (it answers with the status
+    /// for `why` itself, so Apache's ErrorDocuments apply).
+    pub fn no_response(&mut self, why: Refusal) {
         self.out.clear();
-        self.frame(Kind::NoResponse, &[&[u8::from(!not_found)]]);
+        self.frame(Kind::NoResponse, &[&[why as u8]]);
         let _ = self.flush_with(&[]);
     }
 

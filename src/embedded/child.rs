@@ -14,6 +14,7 @@ fn mpm_query(code: i32) -> i32 {
 }
 
 extern "C" fn child_exit(_: *mut c_void) -> sys::apr_status_t {
+    crate::daemon::proxy::child_exiting();
     let _ = std::panic::catch_unwind(runtime::shutdown);
     sys::APR_SUCCESS as sys::apr_status_t
 }

@@ -211,6 +211,11 @@ unsafe fn delegate(
         };
         return sys::HTTP_INTERNAL_SERVER_ERROR;
     };
+    if let Err(why) = crate::daemon::policy::check_script(&g.def, &filename) {
+        // SAFETY: r is live.
+        unsafe { log::rerror(r, log::ERR, &why) };
+        return sys::HTTP_FORBIDDEN;
+    }
     // SAFETY: r is live for this call.
     unsafe {
         let head = request::head(r, decide(r, dir, filename));

@@ -1,0 +1,355 @@
+"""Daemon mode: WSGIDaemonProcess groups, their options, supervision and
+failures. (The shared suites also run every application in daemon mode.)"""
+import json
+import os
+import pwd
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import MPMS
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (Apache switching users)')
+NOBODY = pwd.getpwnam('nobody')
+
+
+def info(a, path='/d/info', **kw):
+    r = a.get(path, **kw)
+    assert r.status == 200, (r.status, r.body[:300], a.error_log()[-2000:])
+    return json.loads(r.body)
+
+
+def daemon_pids(a, group):
+    """The processes of daemon group `group` (children of the Apache parent)."""
+    out = subprocess.run(['ps', '-o', 'pid=,args=', '--ppid', str(a.pid())], capture_output=True, text=True).stdout
+    return sorted(int(line.split()[0]) for line in out.splitlines() if '(wsgi:%s)' % group in line)
+
+
+def wait_until(cond, timeout=10, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
+@pytest.fixture
+def server(start_apache):
+    """Like start_apache, but the servers stop when the test ends (their
+    daemon processes with them)."""
+    started = []
+
+    def start(conf, **kw):
+        a = start_apache(conf, **kw)
+        started.append(a)
+        return a
+    yield start
+    for a in started:
+        a.stop()
+
+
+MAIN = """
+WSGIDaemonProcess main processes=2 threads=3 display-name=%{GROUP} umask=0027 lang=C.UTF-8 \\
+    switch-interval=0.002 maximum-requests=0
+WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=main application-group=%{GLOBAL}
+WSGIScriptAlias /emb @APPS@/daemon.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}
+<Location /byenv>
+    WSGIProcessGroup %{ENV:CHOSEN}
+</Location>
+SetEnvIf Request_URI ^/byenv CHOSEN=main
+WSGIScriptAlias /byenv @APPS@/daemon.wsgi
+"""
+
+
+@pytest.fixture(scope='module', params=MPMS)
+def main(request, start_apache):
+    a = start_apache(MAIN, mpm=request.param, name='daemon')
+    yield a
+    a.stop()
+
+
+def test_processes_threads_and_title(main):
+    a = main
+    seen = {info(a)['pid'] for _ in range(40)}
+    pids = daemon_pids(a, 'main')
+    assert len(pids) == 2 and seen <= set(pids), (seen, pids)
+    assert not seen & set(a.children()) - set(pids)  # not Apache's children
+    i = info(a)
+    assert i['ppid'] == a.pid()  # forked by the Apache parent
+    assert i['argv0'] == '(wsgi:main)' and i['comm'] == '(wsgi:main)'
+    assert (i['group'], i['multiprocess'], i['multithread']) == ('main', True, True)
+    assert i['umask'] == 0o027 and i['lang'] == 'C.UTF-8' and i['switch'] == 0.002
+    # threads=3 per process: 6 requests sleeping 1 s run at once across the 2
+    # processes (2 under prefork, whose harness Apache starts with 2 children).
+    start = time.time()
+    n = 2 if a.mpm == 'prefork' else 6
+    threads = [threading.Thread(target=a.get, args=('/d/sleep?1',)) for _ in range(n)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert time.time() - start < 1.9
+
+
+def test_embedded_and_env_selected_groups(main):
+    a = main
+    emb = info(a, '/emb/info')
+    assert emb['group'] == '' and emb['pid'] in a.children()
+    assert info(a, '/byenv/info')['group'] == 'main'
+
+
+@ROOT_ONLY
+def test_runs_as_apaches_user_by_default(main):
+    i = info(main)
+    www = pwd.getpwnam('www-data')
+    assert (i['uid'], i['gid']) == (www.pw_uid, www.pw_gid)
+
+
+def test_apache_children_start_python_only_for_embedded_requests(server):
+    a = server('WSGIDaemonProcess only threads=2 display-name=%{GROUP}\nWSGIScriptAlias /d @APPS@/daemon.wsgi process-group=only\n',
+                     name='nopython')
+    assert info(a)['group'] == 'only'
+    children = set(a.children()) - set(daemon_pids(a, 'only'))
+    log = a.error_log()
+    inits = [line for line in log.splitlines() if 'Initializing Python' in line]
+    assert inits and all(str(c) not in line for c in children for line in inits), inits
+
+
+@ROOT_ONLY
+def test_user_group_home_and_venv(server, public_tmp):
+    venv = public_tmp / 'venv'
+    subprocess.run(['/usr/bin/python3', '-m', 'venv', '--without-pip', str(venv)], check=True)
+    home = public_tmp / 'home'
+    home.mkdir()
+    os.chown(home, NOBODY.pw_uid, NOBODY.pw_gid)
+    conf = ('WSGIDaemonProcess site user=nobody group=nogroup home=%s python-home=%s python-path=/opt/x:/opt/y\n'
+            'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=site\n' % (home, venv))
+    a = server(conf, name='user')
+    i = info(a)
+    assert (i['uid'], i['gid']) == (NOBODY.pw_uid, NOBODY.pw_gid)
+    assert i['groups'] == [NOBODY.pw_gid]
+    assert i['cwd'] == str(home) and i['path'][0] == str(home)
+    assert i['prefix'] == str(venv)
+    assert '/opt/x' in i['path'] and '/opt/y' in i['path']
+
+
+@ROOT_ONLY
+def test_socket_is_reachable_only_by_apaches_user(main):
+    a = main
+    socks = [os.path.join(a.dir, f) for f in os.listdir(a.dir) if f.endswith('.sock')]
+    assert len(socks) == 1
+    st = os.stat(socks[0])
+    assert st.st_mode & 0o077 == 0 and st.st_uid == pwd.getpwnam('www-data').pw_uid  # srwx------ www-data
+
+    p = subprocess.run(['/usr/bin/python3', '-c', 'import os, socket\n'
+                        'os.setgid(%d); os.setuid(%d)\n'
+                        's = socket.socket(socket.AF_UNIX); s.connect(%r)' % (NOBODY.pw_gid, NOBODY.pw_uid, socks[0])],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and 'Permission denied' in p.stderr
+
+
+def test_large_bodies_both_ways(main):
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    r = main.request('POST', '/d/echo', body=body)
+    assert r.status == 200 and r.body == body
+
+
+@pytest.mark.parametrize('path,cause', [('/d/exit?3', 'exited with status 3'),
+                                        ('/d/kill', 'was killed by signal 9 (SIGKILL)')])
+def test_a_dying_daemon_costs_only_its_requests(main, path, cause):
+    a = main
+    before = daemon_pids(a, 'main')
+    r = a.get(path)
+    assert r.status == 502
+    assert a.wait_for_log(cause)
+    assert a.wait_for_log("Daemon process 'main' closed the connection before sending complete response headers")
+    # The next requests are served (by the survivor, then by the replacement).
+    for _ in range(5):
+        assert a.get('/d/info').status == 200
+    assert wait_until(lambda: len(daemon_pids(a, 'main')) == 2 and daemon_pids(a, 'main') != before)
+
+
+def test_a_response_cut_by_a_crash_is_cut_for_the_client(main):
+    a = main
+    raw = a.raw(b'GET /d/stream-then-die HTTP/1.1\r\nHost: x\r\n\r\n', timeout=10)
+    head, _, body = raw.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200') and b'chunked' in head.lower()
+    assert b'first block' in body and not body.endswith(b'0\r\n\r\n')  # no clean end
+    assert a.wait_for_log('stopped sending before the response was complete')
+    assert a.wait_for_log('exited with status 4')
+
+
+@ROOT_ONLY
+def test_file_wrapper_passes_the_descriptor(main):
+    """The daemon hands the open file to the Apache child (SCM_RIGHTS), which
+    sends it with sendfile: its bytes never cross the daemon's socket."""
+    a = main
+    data = os.urandom(1 << 20)
+    path = os.path.join(a.apps, 'big.bin')
+    with open(path, 'wb') as f:
+        f.write(data)
+    os.chmod(path, 0o644)
+    assert a.get('/d/file').body == data
+    out = os.path.join(a.dir, 'daemon.strace')
+    pids = daemon_pids(a, 'main')
+    st = subprocess.Popen(['strace', '-f', '-qq', '-e', 'trace=sendmsg,write,writev', '-o', out]
+                          + sum((['-p', str(p)] for p in pids), []))
+    try:
+        time.sleep(0.7)
+        r = a.get('/d/file')
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.wait(timeout=10)
+    assert r.status == 200 and r.body == data
+    trace = open(out).read()
+    assert 'SCM_RIGHTS' in trace, trace[-2000:]
+    written = sum(int(line.rsplit('=', 1)[1]) for line in trace.splitlines()
+                  if line.rsplit('=', 1)[-1].strip().isdigit())
+    assert written < 64 * 1024, written
+
+
+def test_vhost_groups_are_visible_only_to_their_server_name(server):
+    conf = """
+<VirtualHost 127.0.0.1:@PORT@>
+    ServerName one.test
+    WSGIDaemonProcess onegroup threads=2
+    WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=onegroup
+</VirtualHost>
+<VirtualHost 127.0.0.1:@PORT@>
+    ServerName two.test
+    WSGIProcessGroup onegroup
+    WSGIScriptAlias /d @APPS@/daemon.wsgi
+</VirtualHost>
+"""
+    a = server(conf, name='vhostgroups')
+    assert info(a, headers={'Host': 'one.test'})['group'] == 'onegroup'
+    assert a.get('/d/info', headers={'Host': 'two.test'}).status == 500
+    assert a.wait_for_log("No WSGI daemon process called 'onegroup' has been configured")
+
+
+def test_maximum_requests_recycles_without_failing_requests(server):
+    a = server('WSGIDaemonProcess rec threads=2 maximum-requests=5 display-name=%{GROUP}\n'
+                     'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=rec\n', name='recycle')
+    pids = [info(a)['pid'] for _ in range(23)]  # every request answered
+    assert len(set(pids)) >= 4, pids
+    assert a.wait_for_log('maximum-requests reached')
+
+
+def test_inactivity_timeout_restarts_an_idle_process(server):
+    a = server('WSGIDaemonProcess idle threads=1 inactivity-timeout=1 display-name=%{GROUP}\n'
+                     'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=idle\n', name='idle')
+    first = info(a)['pid']
+    assert a.wait_for_log('inactivity-timeout expired', timeout=6)
+    assert wait_until(lambda: info(a)['pid'] != first)
+
+
+def test_a_group_that_cannot_start_gives_503(server):
+    a = server('WSGIDaemonProcess broken threads=1 display-name=%{GROUP} home=/no/such/dir connect-timeout=1\n'
+                     'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=broken\n', name='broken')
+    r = a.get('/d/info', timeout=20)
+    assert r.status == 503
+    assert a.wait_for_log("No process of WSGI daemon process group 'broken' is running")
+    assert a.wait_for_log("cannot change to directory '/no/such/dir'")
+
+
+def test_restrict_embedded(server):
+    a = server('WSGIRestrictEmbedded On\nWSGIDaemonProcess r threads=1\n'
+                     'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=r\n'
+                     'WSGIScriptAlias /emb @APPS@/daemon.wsgi\n', name='restrict')
+    assert info(a)['group'] == 'r'
+    assert a.get('/emb/info').status == 500
+    assert a.wait_for_log('Embedded mode of mod_wsgi disabled by runtime configuration')
+
+
+class Load:
+    """Requests in a loop from a few threads; counts what did not succeed."""
+
+    def __init__(self, a, path='/d/info', threads=4):
+        self.a, self.path, self.stop, self.ok, self.failed = a, path, False, 0, []
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+        [t.start() for t in self.threads]
+
+    def run(self):
+        while not self.stop:
+            try:
+                r = self.a.get(self.path, timeout=20)
+                if r.status == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append(r.status)
+            except OSError as e:
+                if not self.stop:
+                    self.failed.append(repr(e))
+
+    def end(self):
+        self.stop = True
+        [t.join() for t in self.threads]
+
+
+def test_graceful_restart_under_load_fails_nothing(server):
+    a = server('WSGIDaemonProcess g processes=2 threads=4 display-name=%{GROUP}\n'
+                     'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=g\n', name='graceful-daemon')
+    before = set(daemon_pids(a, 'g'))
+    load = Load(a)
+    try:
+        time.sleep(1)
+        a.signal(signal.SIGUSR1)  # apachectl graceful
+        time.sleep(3)
+    finally:
+        load.end()
+    assert load.ok > 50 and load.failed == [], load.failed[:10]
+    after = wait_until(lambda: set(daemon_pids(a, 'g')) if len(daemon_pids(a, 'g')) == 2 else None)
+    assert after and not after & before  # replaced
+    assert wait_until(lambda: not any(os.path.exists('/proc/%d' % p) for p in before))
+
+
+def test_stop_under_load_is_prompt_and_leaves_nothing(server):
+    a = server('WSGIDaemonProcess s processes=2 threads=4 display-name=%{GROUP}\n'
+                     'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=s\n', name='stop-daemon')
+    pids = daemon_pids(a, 's')
+    load = Load(a)
+    time.sleep(1)
+    took = a.stop()
+    load.end()
+    assert took < 8
+    assert not any(os.path.exists('/proc/%d' % p) for p in pids)
+    log = a.error_log()
+    assert 'Segmentation' not in log and 'panicked' not in log and 'internal error' not in log
+
+
+def test_queue_timeout_gives_504(server):
+    a = server('WSGIDaemonProcess q threads=1 queue-timeout=1 display-name=%{GROUP}\n'
+               'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=q\n', name='queue')
+    assert info(a)['group'] == 'q'
+    slow = threading.Thread(target=a.get, args=('/d/sleep?2.5',))
+    slow.start()
+    time.sleep(0.3)
+    r = a.get('/d/info')  # waits behind the only thread for over 1 s
+    slow.join()
+    assert r.status == 504
+    assert a.wait_for_log("Queue timeout expired for WSGI daemon process 'q'")
+    assert a.get('/d/info').status == 200
+
+
+@ROOT_ONLY
+def test_script_user_refuses_scripts_of_other_owners(server):
+    a = server('WSGIDaemonProcess su threads=1 script-user=nobody\n'
+               'WSGIScriptAlias /root @APPS@/daemon.wsgi process-group=su\n'
+               'WSGIScriptAlias /own @DIR@/owned/daemon.wsgi process-group=su\n'
+               '<Directory @DIR@/owned>\nRequire all granted\n</Directory>\n', name='scriptuser')
+    assert a.get('/root/info').status == 403
+    assert a.wait_for_log("is not owned by user 'nobody'")
+    owned = os.path.join(a.dir, 'owned')
+    os.mkdir(owned)
+    with open(os.path.join(a.apps, 'daemon.wsgi'), 'rb') as src, open(os.path.join(owned, 'daemon.wsgi'), 'wb') as dst:
+        dst.write(src.read())
+    for p in (owned, os.path.join(owned, 'daemon.wsgi')):
+        os.chown(p, NOBODY.pw_uid, NOBODY.pw_gid)
+    os.chmod(owned, 0o755)
+    assert info(a, '/own/info')['group'] == 'su'
+    os.chmod(owned, 0o777)  # writable by anyone: refused again
+    assert a.get('/own/info').status == 403
+    assert a.wait_for_log('is writable by its group or by others')
