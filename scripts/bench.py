@@ -104,7 +104,13 @@ class Server:
         if kind == 'static':
             site = ''.join('Alias /%s %s/%s\n' % (t, apps, f) for t, (_, f) in TESTS.items() if f)
         elif kind == 'uwsgi':
-            self.uwsgi_socket = os.path.join(self.dir, 'uwsgi.sock')
+            run = os.path.join(self.dir, 'run')  # uWSGI binds after it drops to www-data
+            os.makedirs(run)
+            if os.geteuid() == 0:
+                import pwd
+                www = pwd.getpwnam('www-data')
+                os.chown(run, www.pw_uid, www.pw_gid)
+            self.uwsgi_socket = os.path.join(run, 'uwsgi.sock')
             site = ''.join('ProxyPass /%s unix:%s|uwsgi://bench/%s\n' % (t, self.uwsgi_socket, t) for t in TESTS)
         else:
             site = ('WSGIApplicationGroup %%{GLOBAL}\nWSGIScriptAlias /hello %s/hello.wsgi\n'

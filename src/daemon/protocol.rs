@@ -25,7 +25,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// (16 MiB); data frames are written smaller (`DATA_MAX`).
 pub const FRAME_MAX: usize = 16 << 20;
 /// Body and response data are sent in frames of at most this size.
-pub const DATA_MAX: usize = 256 * 1024;
+pub const DATA_MAX: usize = 64 * 1024;
 const HEADER: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,7 +223,7 @@ impl FrameReader {
     pub fn new(fd: RawFd) -> FrameReader {
         FrameReader {
             fd,
-            buf: vec![0; 64 * 1024],
+            buf: vec![0; 16 * 1024],
             start: 0,
             end: 0,
             fds: Default::default(),
@@ -239,6 +239,12 @@ impl FrameReader {
     /// The next frame, or None at a clean end of stream (between frames).
     /// A stream that ends inside a frame is an `UnexpectedEof` error.
     pub fn next(&mut self) -> io::Result<Option<(Kind, &[u8])>> {
+        Ok(self.next_at()?.map(|(k, r)| (k, &self.buf[r])))
+    }
+
+    /// Like `next`, but the payload is left in the reader: `payload(range)`
+    /// gives it until the next call.
+    pub fn next_at(&mut self) -> io::Result<Option<(Kind, std::ops::Range<usize>)>> {
         loop {
             let avail = self.end - self.start;
             if avail >= HEADER {
@@ -251,7 +257,7 @@ impl FrameReader {
                         .ok_or_else(|| bad("unknown frame kind"))?;
                     let p = self.start + HEADER;
                     self.start = p + len;
-                    return Ok(Some((kind, &self.buf[p..p + len])));
+                    return Ok(Some((kind, p..p + len)));
                 }
                 if HEADER + len > self.buf.len() {
                     self.buf.resize(HEADER + len, 0);
@@ -271,6 +277,11 @@ impl FrameReader {
                 };
             }
         }
+    }
+
+    /// The payload of the frame `next_at` returned last.
+    pub fn payload(&self, at: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[at]
     }
 
     /// A descriptor that came with the frames read so far.

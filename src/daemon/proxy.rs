@@ -308,16 +308,35 @@ impl Relay<'_> {
             if self.pid == 0 {
                 self.pid = peer_pid(self.fd);
             }
-            let frame = match self.reader.next() {
-                Ok(Some((kind, payload))) => Ok((kind, payload.to_vec())),
-                Ok(None) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-                Err(e) => Err(e),
-            };
+            let frame = self.reader.next_at();
             let _call = ApacheCall::enter();
-            let (kind, payload) = match frame {
-                Ok(f) => f,
+            let (kind, at) = match frame {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                    return self.broken(t, &pending, eof);
+                }
                 Err(e) => return self.broken(t, &pending, e),
             };
+            if kind == Kind::Data && self.started {
+                // Sent straight from the reader's buffer when nothing else
+                // is pending; joined with what follows when more is here.
+                if pending.is_empty() && !self.more_soon() {
+                    if t.send(&[self.reader.payload(at)]).is_err() {
+                        return self.client_gone(t);
+                    }
+                    continue;
+                }
+                pending.extend_from_slice(self.reader.payload(at));
+                if !self.more_soon() {
+                    if t.send(&[&pending]).is_err() {
+                        return self.client_gone(t);
+                    }
+                    pending.clear();
+                }
+                continue;
+            }
+            let payload = self.reader.payload(at).to_vec();
             match kind {
                 Kind::Read => self.send_body(t, &payload),
                 Kind::Log => {
@@ -341,15 +360,6 @@ impl Relay<'_> {
                 Kind::Length if self.started => {
                     if let Ok(n) = protocol::Cursor::new(&payload).u64() {
                         t.content_length_hint(n);
-                    }
-                }
-                Kind::Data if self.started => {
-                    pending.extend_from_slice(&payload);
-                    if !self.more_soon() {
-                        if t.send(&[&pending]).is_err() {
-                            return self.client_gone(t);
-                        }
-                        pending.clear();
                     }
                 }
                 Kind::File if self.started => {
@@ -436,7 +446,18 @@ impl Relay<'_> {
         self.body.clear();
         self.body.reserve(max);
         let spare: &mut [MaybeUninit<u8>] = &mut self.body.spare_capacity_mut()[..max];
-        let res = t.read(spare);
+        // One blocking read, then what else has arrived: a frame per
+        // Apache read (8 KB) would cost a round trip each.
+        let res = t.read(spare).map(|mut n| {
+            while n > 0 && n < max {
+                match t.read_ready(&mut spare[n..]) {
+                    Ok(Some(k)) if k > 0 => n += k,
+                    // The end or an error is answered to the next Read.
+                    _ => break,
+                }
+            }
+            n
+        });
         let fd = self.fd;
         // A write error shows up as the daemon's end of the connection.
         let _ = match res {

@@ -25,7 +25,15 @@ pub struct DaemonTransport {
     has_length: bool,
     /// Body data went out before the end.
     data_sent: bool,
+    /// A request for body bytes is outstanding.
+    asked: bool,
+    /// Body bytes received beyond what the application asked for.
+    surplus: Vec<u8>,
+    surplus_pos: usize,
 }
+
+/// How many body bytes one request asks the child for.
+const READ_AHEAD: usize = 64 * 1024;
 
 impl DaemonTransport {
     pub fn new(reader: FrameReader, head_only: bool) -> DaemonTransport {
@@ -41,6 +49,9 @@ impl DaemonTransport {
             broken: false,
             has_length: false,
             data_sent: false,
+            asked: false,
+            surplus: Vec::new(),
+            surplus_pos: 0,
         }
     }
 
@@ -95,8 +106,31 @@ impl DaemonTransport {
         let _ = self.flush_with(&[]);
     }
 
-    fn ask_body(&mut self, max: usize) -> Result<(), String> {
-        let max = (max.min(DATA_MAX) as u32).to_le_bytes();
+    /// Copies buffered body bytes into `buf`.
+    fn take_surplus(&mut self, buf: &mut [MaybeUninit<u8>]) -> usize {
+        let rest = &self.surplus[self.surplus_pos..];
+        let n = rest.len().min(buf.len());
+        for (d, s) in buf.iter_mut().zip(&rest[..n]) {
+            d.write(*s);
+        }
+        self.surplus_pos += n;
+        n
+    }
+
+    /// Keeps one request for body bytes outstanding while the body lasts.
+    fn prefetch(&mut self) -> Result<(), String> {
+        if self.asked || self.body_ended {
+            return Ok(());
+        }
+        self.ask_body()
+    }
+
+    /// Asks the child for up to READ_AHEAD body bytes. At most one request
+    /// is outstanding, and its answer fits in the socket's buffer, so the
+    /// child never blocks writing a block the application does not read.
+    fn ask_body(&mut self) -> Result<(), String> {
+        self.asked = true;
+        let max = (READ_AHEAD as u32).to_le_bytes();
         let h = protocol::header(Kind::Read, 4);
         let res = protocol::write_all(self.fd, &[&h, &max]);
         res.map_err(|_| {
@@ -108,29 +142,48 @@ impl DaemonTransport {
 
 impl Transport for DaemonTransport {
     fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, String> {
-        if self.body_ended || buf.is_empty() {
+        if buf.is_empty() {
             return Ok(0);
         }
-        self.ask_body(buf.len())?;
+        if self.surplus_pos < self.surplus.len() {
+            let n = self.take_surplus(buf);
+            self.prefetch()?;
+            return Ok(n);
+        }
+        if self.body_ended {
+            return Ok(0);
+        }
+        if !self.asked {
+            self.ask_body()?;
+        }
+        self.asked = false;
         let gone = || "the Apache child closed the connection".to_string();
-        match self.reader.next() {
-            Ok(Some((Kind::Body, data))) if data.len() <= buf.len() => {
-                for (d, s) in buf.iter_mut().zip(data) {
+        let got = match self.reader.next() {
+            Ok(Some((Kind::Body, data))) => {
+                let n = data.len().min(buf.len());
+                for (d, s) in buf.iter_mut().zip(&data[..n]) {
                     d.write(*s);
                 }
-                Ok(data.len())
+                self.surplus.clear();
+                self.surplus.extend_from_slice(&data[n..]);
+                self.surplus_pos = 0;
+                Ok(n)
             }
             Ok(Some((Kind::BodyEnd, _))) => {
                 self.body_ended = true;
-                Ok(0)
+                return Ok(0);
             }
             Ok(Some((Kind::BodyError, why))) => {
                 self.body_ended = true;
-                Err(String::from_utf8_lossy(why).into_owned())
+                return Err(String::from_utf8_lossy(why).into_owned());
             }
-            Ok(Some(_)) => Err("protocol error from the Apache child".into()),
-            Ok(None) | Err(_) => Err(gone()),
-        }
+            Ok(Some(_)) => return Err("protocol error from the Apache child".into()),
+            Ok(None) | Err(_) => return Err(gone()),
+        };
+        // The next block is read by the child while the application works
+        // on this one.
+        self.prefetch()?;
+        got
     }
 
     fn head_only(&self) -> bool {
