@@ -353,3 +353,17 @@ def test_script_user_refuses_scripts_of_other_owners(server):
     os.chmod(owned, 0o777)  # writable by anyone: refused again
     assert a.get('/own/info').status == 403
     assert a.wait_for_log('is writable by its group or by others')
+
+
+def test_request_timeout_gives_504_with_a_stack_dump_and_recovers(server):
+    a = server('WSGIDaemonProcess rt threads=1 request-timeout=2 graceful-timeout=1 shutdown-timeout=1 '
+               'display-name=%{GROUP}\nWSGIScriptAlias /d @APPS@/daemon.wsgi process-group=rt\n', name='reqtimeout')
+    first = info(a)['pid']
+    start = time.time()
+    r = a.get('/d/sleep?30', timeout=30)
+    assert r.status == 504 and time.time() - start < 15
+    assert a.wait_for_log('Daemon process request time limit exceeded')
+    log = a.error_log()
+    assert 'daemon.wsgi", line' in log and 'in application' in log  # where the stuck thread was
+    assert a.wait_for_log("Daemon process 'rt' restarted: the request ran past request-timeout (2 s)")
+    assert wait_until(lambda: a.get('/d/info').status == 200 and info(a)['pid'] != first)

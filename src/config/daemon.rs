@@ -54,6 +54,9 @@ pub struct DaemonGroup {
     pub header_buffer_size: usize,
     /// A request queued longer than this (from its arrival) gets 504.
     pub queue_timeout: Option<Duration>,
+    /// A request running longer than this (scaled as in mod_wsgi 6, see
+    /// `request_limit`) makes the process restart; it gets 504.
+    pub request_timeout: Option<Duration>,
     /// How long the Apache child waits for more response data before it
     /// flushes what it has (mod_wsgi 6: 5 ms).
     pub response_flush_delay: Duration,
@@ -101,10 +104,19 @@ impl DaemonGroup {
             receive_buffer_size: None,
             header_buffer_size: 32768,
             queue_timeout: None,
+            request_timeout: None,
             response_flush_delay: Duration::from_millis(5),
             script_user: None,
             script_group: None,
         }
+    }
+
+    /// How long one request may run: mod_wsgi 6 judges each request against
+    /// request-timeout × (1 + ln threads), so a busy multi-threaded process
+    /// is not restarted for one slow request as soon as a lone thread would.
+    pub fn request_limit(&self) -> Option<Duration> {
+        self.request_timeout
+            .map(|t| t.mul_f64(1.0 + (self.threads.max(1) as f64).ln()))
     }
 
     /// What `display-name=` makes argv[0]: `%{GROUP}` is `(wsgi:name)`.
@@ -173,7 +185,6 @@ fn optional(d: Duration) -> Option<Duration> {
 
 /// Options mod_wsgi has whose effect this version does not build yet.
 const NOT_BUILT: &[&str] = &[
-    "request-timeout",
     "interrupt-timeout",
     "deadlock-timeout",
     "startup-timeout",
@@ -277,6 +288,7 @@ pub fn parse(
             }
             "header-buffer-size" => g.header_buffer_size = int(key, v, 8192, 1 << 30)?,
             "queue-timeout" => g.queue_timeout = optional(seconds(key, v)?),
+            "request-timeout" => g.request_timeout = optional(seconds(key, v)?),
             "response-flush-delay" => {
                 g.response_flush_delay = Duration::from_millis(int(key, v, 0, 60_000)?)
             }

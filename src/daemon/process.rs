@@ -38,6 +38,9 @@ struct State {
     served: AtomicU64,
     /// Milliseconds since `born` when the last request ended.
     last_done: AtomicU64,
+    /// Per request thread: milliseconds since `born` (+1) when its current
+    /// request started, 0 when idle.
+    busy_since: Vec<AtomicU64>,
     born: Instant,
 }
 
@@ -227,6 +230,7 @@ fn serve_process(
         active: AtomicUsize::new(0),
         served: AtomicU64::new(0),
         last_done: AtomicU64::new(0),
+        busy_since: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
         born: Instant::now(),
     });
     let mut workers = Vec::new();
@@ -237,7 +241,7 @@ fn serve_process(
             b = b.stack_size(size);
         }
         workers.push(
-            b.spawn(move || worker(&st))
+            b.spawn(move || worker(&st, n as usize))
                 .map_err(|e| format!("cannot start a request thread: {e}"))?,
         );
     }
@@ -357,12 +361,64 @@ fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
         if def.restart_interval.is_some_and(|i| age >= i) {
             return Reason::RestartInterval;
         }
+        if let Some(limit) = def.request_limit() {
+            let now = age.as_millis() as u64 + 1;
+            let longest = state
+                .busy_since
+                .iter()
+                .map(|b| b.load(Ordering::SeqCst))
+                .filter(|&b| b > 0)
+                .map(|b| now.saturating_sub(b))
+                .max()
+                .unwrap_or(0);
+            if Duration::from_millis(longest) >= limit {
+                dump_stacks(state, limit);
+                return Reason::RequestTimeout;
+            }
+        }
         if let Some(limit) = def.inactivity_timeout {
             let idle_since = Duration::from_millis(state.last_done.load(Ordering::SeqCst));
             if state.active.load(Ordering::SeqCst) == 0 && age.saturating_sub(idle_since) >= limit {
                 return Reason::InactivityTimeout;
             }
         }
+    }
+}
+
+/// Logs where every Python thread is, for a request over its time limit.
+/// Done from another thread, given at most 2 s: a thread holding the GIL in
+/// C code must not keep this process from restarting.
+fn dump_stacks(state: &State, limit: Duration) {
+    let def = &state.group.def;
+    error(&format!(
+        "mod_wsgi_rs: Daemon process request time limit exceeded ({:.0} s for request-timeout={:.0} s and threads={}): restarting process '{}' (pid={}). Dumping stack trace for active Python threads.",
+        limit.as_secs_f64(),
+        def.request_timeout.unwrap_or_default().as_secs_f64(),
+        def.threads,
+        def.name,
+        std::process::id()
+    ));
+    let interp = state.interp;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("wsgi-stack-dump".into())
+        .spawn(move || {
+            let lines = interp.run(|py| {
+                use pyo3::prelude::*;
+                interp
+                    .objects()
+                    .module
+                    .bind(py)
+                    .getattr("_dump_stacks")
+                    .and_then(|f| f.call0())
+                    .and_then(|l| l.extract::<Vec<String>>())
+                    .unwrap_or_default()
+            });
+            let _ = tx.send(lines.unwrap_or_default());
+        });
+    match rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(lines) => lines.iter().for_each(|l| error(l)),
+        Err(_) => error("mod_wsgi_rs: the Python threads could not be inspected (the GIL was not released within 2 s)."),
     }
 }
 
@@ -398,10 +454,13 @@ fn stop(state: &Arc<State>, reason: Reason, workers: Vec<std::thread::JoinHandle
     }
 }
 
-fn worker(state: &Arc<State>) {
+fn worker(state: &Arc<State>, n: usize) {
     while let Some(conn) = next_connection(state) {
         state.active.fetch_add(1, Ordering::SeqCst);
+        let since = state.born.elapsed().as_millis() as u64 + 1;
+        state.busy_since[n].store(since, Ordering::SeqCst);
         serve_connection(state, conn);
+        state.busy_since[n].store(0, Ordering::SeqCst);
         state.served.fetch_add(1, Ordering::SeqCst);
         let now = state.born.elapsed().as_millis() as u64;
         state.last_done.store(now, Ordering::SeqCst);
@@ -466,6 +525,10 @@ fn next_connection(state: &State) -> Option<OwnedFd> {
 fn serve_connection(state: &State, conn: OwnedFd) {
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         protocol::set_timeout(conn.as_raw_fd(), opt, state.group.socket_timeout);
+    }
+    let pid = std::process::id().to_le_bytes();
+    if protocol::write_frame(conn.as_raw_fd(), Kind::Hello, &[&pid]).is_err() {
+        return; // the child gave up waiting
     }
     let mut reader = FrameReader::new(conn.as_raw_fd());
     let head = match reader.next() {

@@ -6,13 +6,15 @@
 //! cut short by a crash is told apart from a complete one (no `End` frame),
 //! and the body flows on demand: the daemon asks for body bytes (`Read`)
 //! when the application reads, so neither side buffers a whole body and a
-//! large upload cannot deadlock against a large response. `Length` says
+//! large upload cannot deadlock against a large response. `Hello` says
+//! which process took the request (SO_PEERCRED would name the process that
+//! called listen(), the Apache parent), for the log line if it dies. `Length` says
 //! how long a body given all at once (a list) is, so the child can send a
 //! Content-Length as embedded mode does, however the data is framed.
 //!
 //! ```text
 //! child → daemon   Head(request head)   Body(bytes)* BodyEnd | BodyError(reason)
-//! daemon → child   Read(max)*  Log(level, text)*
+//! daemon → child   Hello(pid)  Read(max)*  Log(level, text)*
 //!                  Start(status, headers) [Length(n)] Data(bytes)* File(offset, len; fd)*
 //!                  End(flags) | Abort | NoResponse(why)
 //! ```
@@ -32,6 +34,7 @@ const HEADER: usize = 5;
 #[repr(u8)]
 pub enum Kind {
     Head = b'H',
+    Hello = b'P',
     Body = b'B',
     BodyEnd = b'E',
     BodyError = b'X',
@@ -50,8 +53,8 @@ impl Kind {
     fn from_byte(b: u8) -> Option<Kind> {
         use Kind::*;
         [
-            Head, Body, BodyEnd, BodyError, Read, Log, Start, Length, Data, File, End, Abort,
-            NoResponse,
+            Head, Hello, Body, BodyEnd, BodyError, Read, Log, Start, Length, Data, File, End,
+            Abort, NoResponse,
         ]
         .into_iter()
         .find(|k| *k as u8 == b)

@@ -8,6 +8,7 @@
 //! headers → 502, bad headers → 500; after the headers, a broken response is
 //! cut on the client's side, never ended cleanly.
 use super::protocol::{self, set_timeout, FrameReader, Kind, Refusal, END_CLOSE};
+use super::shared::{Cause, Reason};
 use super::supervisor::{Daemons, Group};
 use crate::apache::{log, sys};
 use crate::embedded::transport::ApacheTransport;
@@ -110,6 +111,7 @@ pub unsafe fn handle(r: *mut sys::request_rec, d: &Daemons, g: &Group, head: &Re
         started: false,
         ended: false,
         body: Vec::new(),
+        body_done: None,
     };
     let status = relay.run(&mut t);
     drop(relay);
@@ -206,27 +208,6 @@ fn try_connect(path: &str, wait: Duration) -> io::Result<OwnedFd> {
     }
 }
 
-/// The process at the other end of a UNIX connection.
-fn peer_pid(fd: RawFd) -> i32 {
-    // SAFETY: getsockopt writes at most size_of::<ucred>() bytes.
-    unsafe {
-        let mut cred: libc::ucred = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        let rv = libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        );
-        if rv == 0 {
-            cred.pid
-        } else {
-            0
-        }
-    }
-}
-
 struct Relay<'a> {
     d: &'a Daemons,
     g: &'a Group,
@@ -239,6 +220,8 @@ struct Relay<'a> {
     ended: bool,
     /// Request body bytes read for the daemon.
     body: Vec<u8>,
+    /// How the body ended, when that was found ahead of the daemon's asking.
+    body_done: Option<Result<(), String>>,
 }
 
 impl Relay<'_> {
@@ -246,12 +229,17 @@ impl Relay<'_> {
         &self.g.def.name
     }
 
+    /// Whether the daemon went away for `cause`.
+    fn cause_is(&mut self, cause: Cause) -> bool {
+        self.pid != 0 && self.d.table.cause_of(self.pid, Duration::from_millis(2500)) == Some(cause)
+    }
+
     /// Why the daemon went away, if the parent has seen it die.
     fn cause(&mut self) -> String {
         if self.pid == 0 {
             return "the daemon process is unknown".into();
         }
-        match self.d.table.cause_of(self.pid, Duration::from_millis(1500)) {
+        match self.d.table.cause_of(self.pid, Duration::from_millis(2500)) {
             Some(c) => format!("process {} {}", self.pid, c.describe()),
             None => format!("process {} is still running", self.pid),
         }
@@ -305,9 +293,6 @@ impl Relay<'_> {
         }
         let mut pending: Vec<u8> = Vec::new();
         loop {
-            if self.pid == 0 {
-                self.pid = peer_pid(self.fd);
-            }
             let frame = self.reader.next_at();
             let _call = ApacheCall::enter();
             let (kind, at) = match frame {
@@ -338,6 +323,10 @@ impl Relay<'_> {
             }
             let payload = self.reader.payload(at).to_vec();
             match kind {
+                Kind::Hello => {
+                    let pid = protocol::Cursor::new(&payload).u32().unwrap_or(0);
+                    self.pid = pid as i32;
+                }
                 Kind::Read => self.send_body(t, &payload),
                 Kind::Log => {
                     let level = if payload.first() == Some(&1) {
@@ -446,18 +435,32 @@ impl Relay<'_> {
         self.body.clear();
         self.body.reserve(max);
         let spare: &mut [MaybeUninit<u8>] = &mut self.body.spare_capacity_mut()[..max];
-        // One blocking read, then what else has arrived: a frame per
-        // Apache read (8 KB) would cost a round trip each.
-        let res = t.read(spare).map(|mut n| {
-            while n > 0 && n < max {
-                match t.read_ready(&mut spare[n..]) {
-                    Ok(Some(k)) if k > 0 => n += k,
-                    // The end or an error is answered to the next Read.
-                    _ => break,
+        // The end or an error met while filling the last block is the
+        // answer to this Read: the input filters are not asked again (after
+        // LimitRequestBody, HTTP_IN would report a clean end).
+        let res = match self.body_done.take() {
+            Some(Ok(())) => Ok(0),
+            Some(Err(e)) => Err(e),
+            // One blocking read, then what else has arrived: a frame per
+            // Apache read (8 KB) would cost a round trip each.
+            None => t.read(spare).map(|mut n| {
+                while n > 0 && n < max {
+                    match t.read_ready(&mut spare[n..]) {
+                        Ok(Some(0)) => {
+                            self.body_done = Some(Ok(()));
+                            break;
+                        }
+                        Ok(Some(k)) => n += k,
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.body_done = Some(Err(e));
+                            break;
+                        }
+                    }
                 }
-            }
-            n
-        });
+                n
+            }),
+        };
         let fd = self.fd;
         // A write error shows up as the daemon's end of the connection.
         let _ = match res {
@@ -525,6 +528,15 @@ impl Relay<'_> {
                         "Timeout when reading response headers from daemon process '{}' (socket-timeout {:.0} s)",
                         self.name(),
                         self.g.socket_timeout.as_secs_f64()
+                    ),
+                )
+            } else if self.cause_is(Cause::Recycled(Reason::RequestTimeout)) {
+                (
+                    sys::HTTP_GATEWAY_TIME_OUT,
+                    format!(
+                        "Daemon process '{}' restarted: the request ran past request-timeout ({:.0} s)",
+                        self.name(),
+                        self.g.def.request_timeout.unwrap_or_default().as_secs_f64()
                     ),
                 )
             } else {

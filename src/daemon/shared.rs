@@ -43,6 +43,7 @@ pub enum Reason {
     InactivityTimeout,
     CpuTimeLimit,
     GracefulSignal,
+    RequestTimeout,
 }
 
 impl Reason {
@@ -54,6 +55,7 @@ impl Reason {
             Reason::InactivityTimeout => "inactivity-timeout expired",
             Reason::CpuTimeLimit => "cpu-time-limit reached",
             Reason::GracefulSignal => "graceful restart signal (SIGUSR1)",
+            Reason::RequestTimeout => "request-timeout exceeded",
         }
     }
     fn from_u8(v: u8) -> Reason {
@@ -64,6 +66,7 @@ impl Reason {
             InactivityTimeout,
             CpuTimeLimit,
             GracefulSignal,
+            RequestTimeout,
         ]
         .into_iter()
         .find(|r| *r as u8 == v)
@@ -238,6 +241,7 @@ mod tests {
     fn causes_round_trip() {
         for c in [
             Cause::Recycled(Reason::MaximumRequests),
+            Cause::Recycled(Reason::RequestTimeout),
             Cause::Recycled(Reason::Shutdown),
             Cause::Exited(3),
             Cause::Signal(9),

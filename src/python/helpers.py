@@ -202,3 +202,15 @@ def _install_exit_hook(record):
 
     _exit.__doc__ = real.__doc__
     os._exit = _exit
+
+
+def _dump_stacks():
+    """Daemon processes: where each Python thread is (request-timeout)."""
+    import traceback
+    names = {t.ident: t.name for t in threading.enumerate()}
+    lines = []
+    for ident, frame in sys._current_frames().items():
+        lines.append('Thread %d (%s):' % (ident, names.get(ident, '?')))
+        for entry in traceback.format_stack(frame):
+            lines.extend('  ' + line for line in entry.rstrip().splitlines())
+    return lines
