@@ -367,3 +367,40 @@ def test_request_timeout_gives_504_with_a_stack_dump_and_recovers(server):
     assert 'daemon.wsgi", line' in log and 'in application' in log  # where the stuck thread was
     assert a.wait_for_log("Daemon process 'rt' restarted: the request ran past request-timeout (2 s)")
     assert wait_until(lambda: a.get('/d/info').status == 200 and info(a)['pid'] != first)
+
+
+def test_error_override_ignore_activity_and_restrict_process(server):
+    a = server("""
+WSGIDaemonProcess one threads=2 inactivity-timeout=1.5 display-name=%{GROUP}
+WSGIDaemonProcess two threads=1
+WSGIProcessGroup one
+WSGIScriptAlias /d @APPS@/daemon.wsgi
+WSGIScriptAlias /o @APPS@/daemon.wsgi
+WSGIScriptAlias /quiet @APPS@/daemon.wsgi
+WSGIScriptAlias /other @APPS@/daemon.wsgi
+ErrorDocument 404 "Apache's own 404 page"
+<Location /o>
+    WSGIErrorOverride On
+</Location>
+<Location /quiet>
+    WSGIIgnoreActivity On
+</Location>
+<Location /other>
+    WSGIRestrictProcess one
+    WSGIProcessGroup two
+</Location>
+""", name='dirflags')
+    r = a.get('/d/status?404')
+    assert (r.status, r.body) == (404, b'the application body')
+    r = a.get('/o/status?404')
+    assert r.status == 404 and r.body == b"Apache's own 404 page"
+    assert a.get('/o/status?201').body == b'the application body'  # only 4xx/5xx
+    assert a.get('/other/info').status == 500
+    assert a.wait_for_log("Daemon process called 'two' cannot be accessed by this WSGI application")
+    # Requests under WSGIIgnoreActivity do not keep the process alive.
+    first = info(a, '/quiet/info')['pid']
+    deadline = time.time() + 6
+    while time.time() < deadline and not a.wait_for_log('inactivity-timeout expired', timeout=0.3):
+        assert a.get('/quiet/info').status == 200
+    assert a.wait_for_log('inactivity-timeout expired', timeout=0.1)
+    assert wait_until(lambda: info(a, '/quiet/info')['pid'] != first)

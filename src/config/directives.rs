@@ -116,6 +116,18 @@ unsafe fn dir_directive(
         "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, w)?)?),
         "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(name, one(name, w)?)?),
         "WSGIProcessGroup" => dir.process_group = Some(process_group(one(name, w)?)?),
+        "WSGIRestrictProcess" => {
+            if w.is_empty() {
+                return Err("WSGIRestrictProcess needs one or more process group names.".into());
+            }
+            let groups = w
+                .iter()
+                .map(|g| process_group(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            dir.restrict_process = Some(groups);
+        }
+        "WSGIErrorOverride" => dir.error_override = Some(parse_flag(name, one(name, w)?)?),
+        "WSGIIgnoreActivity" => dir.ignore_activity = Some(parse_flag(name, one(name, w)?)?),
         other => return Err(not_yet(other)),
     }
     Ok(())

@@ -43,6 +43,10 @@ pub struct DirConfig {
     pub script_reloading: Option<bool>,
     /// WSGIProcessGroup: "" (%{GLOBAL}) runs embedded; %{ENV:name} allowed.
     pub process_group: Option<String>,
+    /// WSGIRestrictProcess: the groups that may be selected here.
+    pub restrict_process: Option<Vec<String>>,
+    pub error_override: Option<bool>,
+    pub ignore_activity: Option<bool>,
 }
 
 impl DirConfig {
@@ -64,6 +68,12 @@ impl DirConfig {
                 .process_group
                 .clone()
                 .or_else(|| base.process_group.clone()),
+            restrict_process: add
+                .restrict_process
+                .clone()
+                .or_else(|| base.restrict_process.clone()),
+            error_override: add.error_override.or(base.error_override),
+            ignore_activity: add.ignore_activity.or(base.ignore_activity),
         }
     }
 
@@ -79,6 +89,18 @@ impl DirConfig {
     /// The configured process group ("" for embedded), unexpanded.
     pub fn process_group(&self) -> &str {
         self.process_group.as_deref().unwrap_or("")
+    }
+    /// Whether `group` may be selected (WSGIRestrictProcess).
+    pub fn may_use(&self, group: &str) -> bool {
+        self.restrict_process
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|g| g == group))
+    }
+    pub fn error_override(&self) -> bool {
+        self.error_override.unwrap_or(false)
+    }
+    pub fn ignore_activity(&self) -> bool {
+        self.ignore_activity.unwrap_or(false)
     }
     pub fn script_reloading(&self) -> bool {
         self.script_reloading.unwrap_or(true)

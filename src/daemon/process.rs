@@ -459,11 +459,13 @@ fn worker(state: &Arc<State>, n: usize) {
         state.active.fetch_add(1, Ordering::SeqCst);
         let since = state.born.elapsed().as_millis() as u64 + 1;
         state.busy_since[n].store(since, Ordering::SeqCst);
-        serve_connection(state, conn);
+        let activity = serve_connection(state, conn);
         state.busy_since[n].store(0, Ordering::SeqCst);
         state.served.fetch_add(1, Ordering::SeqCst);
-        let now = state.born.elapsed().as_millis() as u64;
-        state.last_done.store(now, Ordering::SeqCst);
+        if activity {
+            let now = state.born.elapsed().as_millis() as u64;
+            state.last_done.store(now, Ordering::SeqCst);
+        }
         state.active.fetch_sub(1, Ordering::SeqCst);
         let max = state.group.def.maximum_requests;
         if max > 0 && state.served.load(Ordering::SeqCst) >= max {
@@ -521,19 +523,20 @@ fn next_connection(state: &State) -> Option<OwnedFd> {
     }
 }
 
-/// One request: the head, then the WSGI core over the connection.
-fn serve_connection(state: &State, conn: OwnedFd) {
+/// One request: the head, then the WSGI core over the connection. Returns
+/// whether it counts as activity (WSGIIgnoreActivity).
+fn serve_connection(state: &State, conn: OwnedFd) -> bool {
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         protocol::set_timeout(conn.as_raw_fd(), opt, state.group.socket_timeout);
     }
     let pid = std::process::id().to_le_bytes();
     if protocol::write_frame(conn.as_raw_fd(), Kind::Hello, &[&pid]).is_err() {
-        return; // the child gave up waiting
+        return true; // the child gave up waiting
     }
     let mut reader = FrameReader::new(conn.as_raw_fd());
     let head = match reader.next() {
         Ok(Some((Kind::Head, payload))) => protocol::decode_head(payload),
-        Ok(None) => return, // a connection check, or the child gave up
+        Ok(None) => return true, // the child gave up
         Ok(Some(_)) => Err(std::io::Error::other("expected a request head")),
         Err(e) => Err(e),
     };
@@ -544,7 +547,7 @@ fn serve_connection(state: &State, conn: OwnedFd) {
                 "mod_wsgi_rs: Daemon process '{}' received a bad request from an Apache child: {e}",
                 state.group.def.name
             ));
-            return;
+            return true;
         }
     };
     let known = |key: Key| {
@@ -553,6 +556,7 @@ fn serve_connection(state: &State, conn: OwnedFd) {
             .map(|(_, v, _)| v)
     };
     let head_only = known(Key::RequestMethod) == Some(b"HEAD");
+    let activity = known(Key::IgnoreActivity) != Some(b"1");
     let mut transport = DaemonTransport::new(reader, head_only);
     if let Some(limit) = state.group.def.queue_timeout {
         let arrived = known(Key::RequestStart)
@@ -563,7 +567,7 @@ fn serve_connection(state: &State, conn: OwnedFd) {
             .map_or(0, |d| d.as_micros() as i64);
         if arrived > 0 && now - arrived > limit.as_micros() as i64 {
             transport.no_response(Refusal::QueueTimeout);
-            return;
+            return activity;
         }
     }
     let interp = state.interp;
@@ -579,4 +583,5 @@ fn serve_connection(state: &State, conn: OwnedFd) {
         Some(Err(NoResponse::Error)) | None => transport.no_response(Refusal::Error),
     }
     drop(conn);
+    activity
 }

@@ -77,7 +77,13 @@ struct Refused(i32, String);
 ///
 /// # Safety
 /// `r` must be the live request being handled.
-pub unsafe fn handle(r: *mut sys::request_rec, d: &Daemons, g: &Group, head: &RequestHead) -> i32 {
+pub unsafe fn handle(
+    r: *mut sys::request_rec,
+    d: &Daemons,
+    g: &Group,
+    head: &RequestHead,
+    error_override: bool,
+) -> i32 {
     let name = &g.def.name;
     let res = connect(g).and_then(|(conn, pid)| {
         let mut payload = Vec::with_capacity(4096);
@@ -112,6 +118,7 @@ pub unsafe fn handle(r: *mut sys::request_rec, d: &Daemons, g: &Group, head: &Re
         ended: false,
         body: Vec::new(),
         body_done: None,
+        error_override,
     };
     let status = relay.run(&mut t);
     drop(relay);
@@ -222,6 +229,8 @@ struct Relay<'a> {
     body: Vec<u8>,
     /// How the body ended, when that was found ahead of the daemon's asking.
     body_done: Option<Result<(), String>>,
+    /// WSGIErrorOverride: a 4xx/5xx response's body is Apache's error document.
+    error_override: bool,
 }
 
 impl Relay<'_> {
@@ -340,7 +349,12 @@ impl Relay<'_> {
                     );
                 }
                 Kind::Start if !self.started => match self.start(t, &payload) {
-                    Ok(()) => self.started = true,
+                    Ok(code) if self.error_override && code >= 400 => {
+                        // Apache answers with its ErrorDocument for `code`;
+                        // the daemon's body is not wanted.
+                        return i32::from(code);
+                    }
+                    Ok(_) => self.started = true,
                     Err(msg) => {
                         t.log(Level::Error, &msg);
                         return sys::HTTP_INTERNAL_SERVER_ERROR;
@@ -477,7 +491,7 @@ impl Relay<'_> {
     /// Checks the status and headers again: the daemon runs the
     /// application's code, so what it sends is not trusted further than
     /// what embedded mode accepts from start_response.
-    fn start(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> Result<(), String> {
+    fn start(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> Result<u16, String> {
         let bad = |why: String| {
             format!(
                 "Invalid response headers from daemon process '{}' for WSGI script '{}': {why}.",
@@ -511,7 +525,7 @@ impl Relay<'_> {
             return Err(bad("inconsistent status or Content-Length".into()));
         }
         t.start(&head);
-        Ok(())
+        Ok(code)
     }
 
     /// The connection to the daemon broke (or timed out).

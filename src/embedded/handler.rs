@@ -163,6 +163,7 @@ unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) ->
             script_name,
             path_info,
             pass_authorization,
+            ignore_activity: dir.ignore_activity(),
         }
     }
 }
@@ -200,6 +201,17 @@ unsafe fn delegate(
             .filter(|g| g.def.server_name.is_none() || g.def.server_name == server_name)
             .cloned()
     });
+    if !dir.may_use(group) {
+        // SAFETY: r is live.
+        unsafe {
+            log::rerror(
+                r,
+                log::ERR,
+                &format!("Daemon process called '{group}' cannot be accessed by this WSGI application (WSGIRestrictProcess): {filename}"),
+            )
+        };
+        return sys::HTTP_INTERNAL_SERVER_ERROR;
+    }
     let (Some(d), Some(g)) = (daemons, found) else {
         // SAFETY: r is live.
         unsafe {
@@ -219,7 +231,7 @@ unsafe fn delegate(
     // SAFETY: r is live for this call.
     unsafe {
         let head = request::head(r, decide(r, dir, filename));
-        crate::daemon::proxy::handle(r, &d, &g, &head)
+        crate::daemon::proxy::handle(r, &d, &g, &head, dir.error_override())
     }
 }
 

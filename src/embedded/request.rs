@@ -10,6 +10,8 @@ pub struct Decided {
     pub script_name: Vec<u8>,
     pub path_info: Vec<u8>,
     pub pass_authorization: bool,
+    /// WSGIIgnoreActivity (daemon mode's inactivity-timeout).
+    pub ignore_activity: bool,
 }
 
 /// SCRIPT_NAME and PATH_INFO: the URI split where PATH_INFO begins (as
@@ -195,6 +197,10 @@ unsafe fn mod_wsgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &
         h.set(
             Key::RequestHandler,
             apache::cbytes((*r).handler).unwrap_or(b""),
+        );
+        h.set(
+            Key::IgnoreActivity,
+            if d.ignore_activity { b"1" } else { b"0" },
         );
         h.set(
             Key::ScriptReloading,

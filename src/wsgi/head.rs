@@ -52,6 +52,7 @@ known_keys! {
     CallableObject = "mod_wsgi.callable_object",
     RequestHandler = "mod_wsgi.request_handler",
     ScriptReloading = "mod_wsgi.script_reloading",
+    IgnoreActivity = "mod_wsgi.ignore_activity",
     ListenerHost = "mod_wsgi.listener_host",
     ListenerPort = "mod_wsgi.listener_port",
     RequestStart = "mod_wsgi.request_start",

@@ -47,6 +47,9 @@ def application(environ, start_response):
     if op == '/file':
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         return environ['wsgi.file_wrapper'](open(BIG, 'rb'))
+    if op == '/status':
+        start_response('%s Whatever' % q, [('Content-Type', 'text/plain')])
+        return [b'the application body']
     if op == '/echo':
         body = environ['wsgi.input'].read()
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
