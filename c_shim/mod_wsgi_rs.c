@@ -40,13 +40,13 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGISocketRotation", RSRC_CONF, "Off: daemon socket names stay the same across restarts."),
     WSGI_DIRECTIVE("WSGIAcceptMutex", RSRC_CONF, "Accepted for compatibility; has no effect."),
     WSGI_DIRECTIVE("WSGIRestrictEmbedded", RSRC_CONF, "On: refuse to run applications in Apache's children."),
+    WSGI_DIRECTIVE("WSGIImportScript", RSRC_CONF, "Script to load when a process starts, with process-group= and application-group=."),
     WSGI_DIRECTIVE("WSGIRestrictProcess", ACCESS_CONF | RSRC_CONF, "Daemon process groups that may be selected here."),
     WSGI_DIRECTIVE("WSGIErrorOverride", OR_FILEINFO, "On: Apache's error documents replace a daemon application's 4xx/5xx bodies."),
     WSGI_DIRECTIVE("WSGIIgnoreActivity", OR_FILEINFO, "On: these requests do not count as activity for inactivity-timeout."),
 
     /* mod_wsgi directives not implemented yet: known, so that Apache stops with
      * a clear reason instead of "Invalid command". */
-    WSGI_DIRECTIVE("WSGIImportScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGILazyInitialization", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAccessScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthUserScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),

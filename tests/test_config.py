@@ -31,6 +31,10 @@ BAD = [
     ('WSGIDaemonProcess site interrupt-timeout=5', 'The WSGIDaemonProcess option interrupt-timeout= is not supported'),
     ('WSGIDaemonProcess site script-user=nobody script-group=nogroup', 'Only one of script-user and script-group allowed.'),
     ('<Location /x>\nWSGIProcessGroup %{BOGUS}\n</Location>', "Invalid process group '%{BOGUS}'"),
+    ('WSGIImportScript /x.py process-group=nope application-group=%{GLOBAL}',
+     "WSGI process group not yet configured: 'nope'"),
+    ('WSGIImportScript /x.py', 'WSGIImportScript needs both process-group= and application-group='),
+    ('<Location /x>\nWSGIRestrictProcess\n</Location>', 'WSGIRestrictProcess needs one or more process group names'),
     ('<VirtualHost *:80>\nWSGISocketPrefix /tmp/x\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
     ('WSGIAuthUserScript /x.wsgi', 'authentication/authorization scripts are not implemented yet'),
 ]

@@ -1,6 +1,7 @@
 """Daemon mode: WSGIDaemonProcess groups, their options, supervision and
 failures. (The shared suites also run every application in daemon mode.)"""
 import json
+import re
 import os
 import pwd
 import signal
@@ -404,3 +405,23 @@ ErrorDocument 404 "Apache's own 404 page"
         assert a.get('/quiet/info').status == 200
     assert a.wait_for_log('inactivity-timeout expired', timeout=0.1)
     assert wait_until(lambda: info(a, '/quiet/info')['pid'] != first)
+
+
+def test_import_scripts_and_service_processes(server):
+    a = server("""
+WSGIDaemonProcess web threads=2
+WSGIDaemonProcess svc threads=0 display-name=%{GROUP}
+WSGIImportScript @APPS@/imported.py process-group=web application-group=%{GLOBAL}
+WSGIImportScript @APPS@/imported.py process-group=%{GLOBAL} application-group=%{GLOBAL}
+WSGIImportScript @APPS@/service.py process-group=svc application-group=%{GLOBAL}
+WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=web application-group=%{GLOBAL}
+WSGIScriptAlias /emb @APPS@/daemon.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}
+""", name='imports')
+    d = info(a)
+    assert d['imported'] == d['pid']  # loaded in the daemon process at its start
+    e = info(a, '/emb/info')
+    assert e['imported'] == e['pid'] and e['group'] == ''  # and in Apache's children
+    # The service script runs in its own process, which is started again when it returns.
+    pids = lambda: set(re.findall(r'service script running in pid (\d+)', a.error_log()))
+    assert wait_until(lambda: len(pids()) >= 2, timeout=15), a.error_log()[-2000:]
+    assert a.wait_for_log('its service scripts returned (threads=0)')

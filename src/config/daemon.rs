@@ -218,12 +218,7 @@ pub fn parse(
                 g.processes = int(key, v, 1, 10000)?;
                 g.multiprocess = true;
             }
-            "threads" => {
-                g.threads = int(key, v, 0, 65533)?;
-                if g.threads == 0 {
-                    return Err("threads=0 (service scripts) is not supported by this version of mod_wsgi_rs yet.".into());
-                }
-            }
+            "threads" => g.threads = int(key, v, 0, 65533)?,
             "display-name" => g.display_name = Some(v.to_string()),
             "user" => g.user = Some(account(v, |n| accounts.user(n), "user")?),
             "group" => g.group = Some(account(v, |n| accounts.group(n), "group")?),
@@ -347,6 +342,53 @@ pub struct DaemonSettings {
     pub socket_rotation: Option<bool>,
     /// WSGIRestrictEmbedded (default Off).
     pub restrict_embedded: Option<bool>,
+    /// WSGIImportScript, in configuration order.
+    pub imports: Vec<ImportScript>,
+}
+
+/// `WSGIImportScript path process-group=… application-group=…`: loaded
+/// when a process of that group ("" for Apache's children) starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportScript {
+    pub path: String,
+    pub process_group: String,
+    pub application_group: String,
+}
+
+/// Parses WSGIImportScript's words; `defined` says whether a daemon group
+/// exists (it must be defined first, as mod_wsgi requires).
+pub fn parse_import(w: &[String], defined: impl Fn(&str) -> bool) -> Result<ImportScript, String> {
+    let Some(path) = w.first() else {
+        return Err("WSGIImportScript needs a script path.".into());
+    };
+    let (mut process_group, mut application_group) = (None, None);
+    for opt in &w[1..] {
+        match opt.split_once('=') {
+            Some(("process-group", v)) => process_group = Some(v.to_string()),
+            Some(("application-group", v)) => application_group = Some(v.to_string()),
+            _ => {
+                return Err(format!(
+                    "Invalid option to WSGI import script definition: '{opt}'."
+                ))
+            }
+        }
+    }
+    let (Some(pg), Some(ag)) = (process_group, application_group) else {
+        return Err("WSGIImportScript needs both process-group= and application-group=.".into());
+    };
+    let pg = if pg == "%{GLOBAL}" { String::new() } else { pg };
+    let ag = if ag == "%{GLOBAL}" { String::new() } else { ag };
+    if pg.contains("%{") || ag.contains("%{") {
+        return Err("WSGIImportScript groups must be names or %{GLOBAL}.".into());
+    }
+    if !pg.is_empty() && !defined(&pg) {
+        return Err(format!("WSGI process group not yet configured: '{pg}'."));
+    }
+    Ok(ImportScript {
+        path: path.clone(),
+        process_group: pg,
+        application_group: ag,
+    })
 }
 
 impl DaemonSettings {

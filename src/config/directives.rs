@@ -77,7 +77,8 @@ unsafe fn apply_named(
         | "WSGISocketPrefix"
         | "WSGISocketRotation"
         | "WSGIRestrictEmbedded"
-        | "WSGIAcceptMutex" => {
+        | "WSGIAcceptMutex"
+        | "WSGIImportScript" => {
             // SAFETY: these directives are RSRC_CONF: Apache runs them while
             // it reads the main configuration, on one thread, before any
             // request reads the server record; nothing else borrows it now.
@@ -197,6 +198,12 @@ unsafe fn server_directive(
                 ));
             }
             settings.groups.push(group);
+        }
+        "WSGIImportScript" => {
+            // SAFETY: configuration is read on one thread; no other borrow is live.
+            let settings = unsafe { daemon::settings((*cmd).pool) };
+            let import = daemon::parse_import(w, |g| settings.group(g).is_some())?;
+            settings.imports.push(import);
         }
         "WSGISocketPrefix" | "WSGISocketRotation" | "WSGIRestrictEmbedded" | "WSGIAcceptMutex" => {
             global_only()?;

@@ -214,8 +214,13 @@ fn serve_process(
     // The main thread takes the stop signals with sigtimedwait; every
     // thread started from here on inherits the mask.
     let set = signal_set();
-    // SAFETY: blocking signals in this (still only) thread.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if def.threads > 0 {
+        // SAFETY: blocking signals in this (still only) thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    }
+    if def.threads == 0 {
+        return serve_scripts(daemons, group, id, main_cfg);
+    }
     let interp = start_python(daemons, group, id, main_cfg)?;
     // SAFETY: the main server of this generation is live.
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, interp, &def.name);
@@ -261,6 +266,28 @@ fn serve_process(
     stop(&state, reason, workers);
     runtime::shutdown();
     Ok(reason)
+}
+
+/// threads=0: a process for service scripts (WSGIImportScript with this
+/// process group), run in the main thread with the signals' default
+/// actions (so a script may install its own handlers). When they return,
+/// the process ends and the parent starts another.
+fn serve_scripts(
+    daemons: &Arc<Daemons>,
+    group: &Arc<Group>,
+    id: usize,
+    main_cfg: &ServerConfig,
+) -> Result<Reason, String> {
+    let interp = start_python(daemons, group, id, main_cfg)?;
+    // SAFETY: the main server of this generation is live.
+    crate::embedded::child::preload(unsafe { sys::ap_server_conf }, interp, &group.def.name);
+    info(&format!(
+        "mod_wsgi_rs: Service scripts of process '{}' (pid={}) returned.",
+        group.def.name,
+        std::process::id()
+    ));
+    runtime::shutdown();
+    Ok(Reason::ServiceScripts)
 }
 
 fn set_title(group: &Group) {

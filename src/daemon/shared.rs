@@ -44,6 +44,7 @@ pub enum Reason {
     CpuTimeLimit,
     GracefulSignal,
     RequestTimeout,
+    ServiceScripts,
 }
 
 impl Reason {
@@ -56,6 +57,7 @@ impl Reason {
             Reason::CpuTimeLimit => "cpu-time-limit reached",
             Reason::GracefulSignal => "graceful restart signal (SIGUSR1)",
             Reason::RequestTimeout => "request-timeout exceeded",
+            Reason::ServiceScripts => "its service scripts returned (threads=0)",
         }
     }
     fn from_u8(v: u8) -> Reason {
@@ -67,6 +69,7 @@ impl Reason {
             CpuTimeLimit,
             GracefulSignal,
             RequestTimeout,
+            ServiceScripts,
         ]
         .into_iter()
         .find(|r| *r as u8 == v)

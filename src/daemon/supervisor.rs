@@ -7,7 +7,7 @@
 //! ours through APR's "other child" registry; a restart clears the
 //! configuration pool, whose cleanup asks this generation's daemons to stop.
 use super::process;
-use super::shared::{Cause, Table};
+use super::shared::{Cause, Reason, Table};
 use crate::apache::{self, log, sys};
 use crate::config::daemon::{settings, DaemonGroup};
 use std::ffi::{c_int, c_void, CString};
@@ -32,6 +32,8 @@ pub struct Group {
 pub struct Daemons {
     pub groups: Vec<Arc<Group>>,
     pub restrict_embedded: bool,
+    /// WSGIImportScript: loaded when a process of their group starts.
+    pub imports: Vec<crate::config::daemon::ImportScript>,
     /// Process slots in memory shared by the parent, the daemons and
     /// Apache's children: who runs in each slot and why the last one died.
     pub table: Table,
@@ -131,6 +133,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let daemons = Arc::new(Daemons {
         groups,
         restrict_embedded: settings.restrict_embedded.unwrap_or(false),
+        imports: settings.imports.clone(),
         table: Table::new(slots)?,
         pconf,
         parent,
@@ -371,6 +374,8 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
         let id = daemons.table.slot_id(&daemons, gi, index);
         let cause = daemons.table.died(id, pid, status);
         let quick = match cause {
+            // A service script that keeps returning is restarted like a crash.
+            Cause::Recycled(Reason::ServiceScripts) if lived < QUICK => quick + 1,
             Cause::Recycled(_) => 0,
             _ if lived >= QUICK => 1,
             _ => quick + 1,

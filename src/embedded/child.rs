@@ -65,7 +65,12 @@ pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) 
             Some(sys::apr_pool_cleanup_null),
         )
     };
-    if daemons.is_some_and(|d| !d.groups.is_empty() || d.restrict_embedded) {
+    // Python starts now if a script must be imported here (WSGIImportScript
+    // process-group=%{GLOBAL}), else when a request first runs embedded.
+    let imports_here = daemons
+        .as_ref()
+        .is_some_and(|d| d.imports.iter().any(|i| i.process_group.is_empty()));
+    if daemons.is_some_and(|d| (!d.groups.is_empty() || d.restrict_embedded) && !imports_here) {
         return;
     }
     let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
@@ -130,23 +135,39 @@ pub fn preload(s: *mut sys::server_rec, interp: &'static Interp, process_group: 
                 continue;
             }
             let path = alias.target.clone();
-            let mtime = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0);
-            interp.run(|py| {
-                if let Err(e) =
-                    crate::wsgi::script::module(py, interp.objects(), &path, mtime, true)
-                {
-                    let text = interp.objects().format(py, &e);
-                    let first = format!("Failed to exec Python script file '{path}'.");
-                    crate::python::logging::log_error_text(py, &[first], &text);
-                }
-            });
+            let mtime = mtime_of(&path);
+            load_script(interp, &path, mtime);
         }
         // SAFETY: server is live; `next` links the virtual hosts.
         server = unsafe { (*server).next };
     }
+    let imports = crate::daemon::supervisor::current().map(|d| d.imports.clone());
+    for import in imports.unwrap_or_default() {
+        if import.process_group == process_group {
+            let mtime = mtime_of(&import.path);
+            load_script(interp, &import.path, mtime);
+        }
+    }
+}
+
+/// A file's modification time in microseconds (0 if it cannot be read).
+fn mtime_of(path: &str) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Loads a script as its module (mod_wsgi's `_mod_wsgi_<md5>`), logging a
+/// failure with its traceback.
+fn load_script(interp: &'static Interp, path: &str, mtime: i64) {
+    interp.run(|py| {
+        if let Err(e) = crate::wsgi::script::module(py, interp.objects(), path, mtime, true) {
+            let text = interp.objects().format(py, &e);
+            let first = format!("Failed to exec Python script file '{path}'.");
+            crate::python::logging::log_error_text(py, &[first], &text);
+        }
+    });
 }

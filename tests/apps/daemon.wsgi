@@ -24,6 +24,7 @@ def info(environ):
         'group': environ['mod_wsgi.process_group'], 'multiprocess': environ['wsgi.multiprocess'],
         'multithread': environ['wsgi.multithread'], 'switch': sys.getswitchinterval(),
         'thread': threading.get_ident(),
+        'imported': getattr(__import__('builtins'), 'WSGI_RS_IMPORTED', None),
     }
 
 
