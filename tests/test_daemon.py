@@ -425,3 +425,46 @@ WSGIScriptAlias /emb @APPS@/daemon.wsgi process-group=%{GLOBAL} application-grou
     pids = lambda: set(re.findall(r'service script running in pid (\d+)', a.error_log()))
     assert wait_until(lambda: len(pids()) >= 2, timeout=15), a.error_log()[-2000:]
     assert a.wait_for_log('its service scripts returned (threads=0)')
+
+
+def test_a_changed_script_restarts_the_process_and_the_request_gets_the_new_code(server):
+    a = server('WSGIDaemonProcess rl processes=2 threads=2\n'
+               'WSGIScriptAlias /r @DIR@/reload/app.wsgi process-group=rl application-group=%{GLOBAL}\n'
+               '<Directory @DIR@/reload>\nRequire all granted\n</Directory>\n', name='daemonreload')
+    os.makedirs(os.path.join(a.dir, 'reload'))
+    path = os.path.join(a.dir, 'reload', 'app.wsgi')
+
+    def write(version):
+        with open(path, 'w') as f:
+            f.write('import os\nSTARTED = os.getpid()\n'
+                    'def application(environ, start_response):\n'
+                    '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+                    '    return [b"%s %%d" %% os.getpid()]\n' % version)
+        os.chmod(path, 0o644)
+
+    write('v1')
+    old = {a.get('/r').body for _ in range(8)}
+    assert all(b.startswith(b'v1 ') for b in old)
+    write('v2')
+    st = os.stat(path)
+    os.utime(path, (st.st_atime, st.st_mtime + 5))
+    r = a.get('/r')
+    assert r.status == 200 and r.body.startswith(b'v2 '), r.body
+    new_pid = r.body.split()[1]
+    assert new_pid not in {b.split()[1] for b in old}  # served by a fresh process
+    assert a.wait_for_log("due to modification of script '%s'" % path)
+    for _ in range(8):
+        assert a.get('/r').body.startswith(b'v2 ')
+
+
+def test_interrupt_timeout_raises_in_the_stuck_thread_and_keeps_the_process(server):
+    a = server('WSGIDaemonProcess it threads=1 request-timeout=1 interrupt-timeout=5\n'
+               'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=it\n', name='interrupt')
+    pid = info(a)['pid']
+    start = time.time()
+    r = a.get('/d/spin?30', timeout=30)
+    assert r.status == 504 and time.time() - start < 5
+    assert a.wait_for_log('interrupting request thread 0')
+    assert a.wait_for_log('RequestTimeout')  # the traceback of the interrupted application
+    assert a.wait_for_log("Request to daemon process 'it' ran past request-timeout (1 s) and was interrupted")
+    assert info(a)['pid'] == pid  # the same process goes on serving

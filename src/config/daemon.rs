@@ -57,6 +57,9 @@ pub struct DaemonGroup {
     /// A request running longer than this (scaled as in mod_wsgi 6, see
     /// `request_limit`) makes the process restart; it gets 504.
     pub request_timeout: Option<Duration>,
+    /// With request-timeout: first raise mod_wsgi.RequestTimeout in the
+    /// request's thread, and restart only if it is still running this long after.
+    pub interrupt_timeout: Option<Duration>,
     /// How long the Apache child waits for more response data before it
     /// flushes what it has (mod_wsgi 6: 5 ms).
     pub response_flush_delay: Duration,
@@ -105,6 +108,7 @@ impl DaemonGroup {
             header_buffer_size: 32768,
             queue_timeout: None,
             request_timeout: None,
+            interrupt_timeout: None,
             response_flush_delay: Duration::from_millis(5),
             script_user: None,
             script_group: None,
@@ -185,7 +189,6 @@ fn optional(d: Duration) -> Option<Duration> {
 
 /// Options mod_wsgi has whose effect this version does not build yet.
 const NOT_BUILT: &[&str] = &[
-    "interrupt-timeout",
     "deadlock-timeout",
     "startup-timeout",
     "eviction-timeout",
@@ -284,6 +287,7 @@ pub fn parse(
             "header-buffer-size" => g.header_buffer_size = int(key, v, 8192, 1 << 30)?,
             "queue-timeout" => g.queue_timeout = optional(seconds(key, v)?),
             "request-timeout" => g.request_timeout = optional(seconds(key, v)?),
+            "interrupt-timeout" => g.interrupt_timeout = optional(seconds(key, v)?),
             "response-flush-delay" => {
                 g.response_flush_delay = Duration::from_millis(int(key, v, 0, 60_000)?)
             }

@@ -41,6 +41,13 @@ struct State {
     /// Per request thread: milliseconds since `born` (+1) when its current
     /// request started, 0 when idle.
     busy_since: Vec<AtomicU64>,
+    /// A request thread found a reason to restart (a Reason, 0: none).
+    restart: AtomicU8,
+    /// Per request thread: its thread id (Python's threading.get_ident).
+    idents: Vec<AtomicU64>,
+    /// Per request thread: when (as busy_since) its request was interrupted
+    /// with mod_wsgi.RequestTimeout, 0 if it was not.
+    interrupted: Vec<AtomicU64>,
     born: Instant,
 }
 
@@ -236,6 +243,9 @@ fn serve_process(
         served: AtomicU64::new(0),
         last_done: AtomicU64::new(0),
         busy_since: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
+        restart: AtomicU8::new(0),
+        idents: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
+        interrupted: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
         born: Instant::now(),
     });
     let mut workers = Vec::new();
@@ -381,6 +391,9 @@ fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
             libc::SIGXCPU => return Reason::CpuTimeLimit,
             _ => {}
         }
+        if state.restart.load(Ordering::SeqCst) == Reason::ScriptReload as u8 {
+            return Reason::ScriptReload;
+        }
         if def.maximum_requests > 0 && state.served.load(Ordering::SeqCst) >= def.maximum_requests {
             return Reason::MaximumRequests;
         }
@@ -389,16 +402,7 @@ fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
             return Reason::RestartInterval;
         }
         if let Some(limit) = def.request_limit() {
-            let now = age.as_millis() as u64 + 1;
-            let longest = state
-                .busy_since
-                .iter()
-                .map(|b| b.load(Ordering::SeqCst))
-                .filter(|&b| b > 0)
-                .map(|b| now.saturating_sub(b))
-                .max()
-                .unwrap_or(0);
-            if Duration::from_millis(longest) >= limit {
+            if over_time(state, age, limit) {
                 dump_stacks(state, limit);
                 return Reason::RequestTimeout;
             }
@@ -410,6 +414,60 @@ fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
             }
         }
     }
+}
+
+/// Whether a request ran past `limit` and, with interrupt-timeout, is
+/// still running that long after it was interrupted (a request just over
+/// the limit is interrupted now).
+fn over_time(state: &State, age: Duration, limit: Duration) -> bool {
+    let now = age.as_millis() as u64 + 1;
+    let limit_ms = limit.as_millis() as u64;
+    for (n, busy) in state.busy_since.iter().enumerate() {
+        let since = busy.load(Ordering::SeqCst);
+        if since == 0 || now.saturating_sub(since) < limit_ms {
+            continue;
+        }
+        let Some(grace) = state.group.def.interrupt_timeout else {
+            return true;
+        };
+        let at = state.interrupted[n].load(Ordering::SeqCst);
+        if at < since {
+            state.interrupted[n].store(now, Ordering::SeqCst);
+            interrupt(state, n, limit);
+        } else if now.saturating_sub(at) >= grace.as_millis() as u64 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Raises mod_wsgi.RequestTimeout in request thread `n` (at its next
+/// Python instruction: a blocking call finishes first).
+fn interrupt(state: &State, n: usize, limit: Duration) {
+    let def = &state.group.def;
+    error(&format!(
+        "mod_wsgi_rs: Daemon process request time limit exceeded ({:.0} s): interrupting request thread {n} of process '{}' (pid={}) with mod_wsgi.RequestTimeout.",
+        limit.as_secs_f64(),
+        def.name,
+        std::process::id()
+    ));
+    let ident = state.idents[n].load(Ordering::SeqCst);
+    let interp = state.interp;
+    // Another thread takes the GIL, so this one keeps watching.
+    let _ = std::thread::Builder::new()
+        .name("wsgi-interrupt".into())
+        .spawn(move || {
+            interp.run(|py| {
+                use pyo3::prelude::*;
+                let module = interp.objects().module.bind(py);
+                if let Ok(exc) = module.getattr("RequestTimeout") {
+                    // SAFETY: the GIL is held; `exc` is a live exception type.
+                    unsafe {
+                        pyo3::ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exc.as_ptr())
+                    };
+                }
+            });
+        });
 }
 
 /// Logs where every Python thread is, for a request over its time limit.
@@ -482,12 +540,15 @@ fn stop(state: &Arc<State>, reason: Reason, workers: Vec<std::thread::JoinHandle
 }
 
 fn worker(state: &Arc<State>, n: usize) {
+    // SAFETY: pthread_self is always safe; it is Python's thread ident here.
+    state.idents[n].store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
     while let Some(conn) = next_connection(state) {
         state.active.fetch_add(1, Ordering::SeqCst);
         let since = state.born.elapsed().as_millis() as u64 + 1;
         state.busy_since[n].store(since, Ordering::SeqCst);
-        let activity = serve_connection(state, conn);
+        let activity = serve_connection(state, conn, n);
         state.busy_since[n].store(0, Ordering::SeqCst);
+        state.interrupted[n].store(0, Ordering::SeqCst);
         state.served.fetch_add(1, Ordering::SeqCst);
         if activity {
             let now = state.born.elapsed().as_millis() as u64;
@@ -552,7 +613,7 @@ fn next_connection(state: &State) -> Option<OwnedFd> {
 
 /// One request: the head, then the WSGI core over the connection. Returns
 /// whether it counts as activity (WSGIIgnoreActivity).
-fn serve_connection(state: &State, conn: OwnedFd) -> bool {
+fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         protocol::set_timeout(conn.as_raw_fd(), opt, state.group.socket_timeout);
     }
@@ -585,6 +646,27 @@ fn serve_connection(state: &State, conn: OwnedFd) -> bool {
     let head_only = known(Key::RequestMethod) == Some(b"HEAD");
     let activity = known(Key::IgnoreActivity) != Some(b"1");
     let mut transport = DaemonTransport::new(reader, head_only);
+    let target = &head.target;
+    let loaded = state.interp.objects().script_mtime(&target.script);
+    if target.script_reloading && loaded.is_some_and(|m| m != target.mtime) {
+        // As mod_wsgi: the whole process restarts for a changed script, and
+        // the request goes to a process that loads it afresh.
+        if state
+            .restart
+            .swap(Reason::ScriptReload as u8, Ordering::SeqCst)
+            == 0
+        {
+            info(&format!(
+                "mod_wsgi_rs: Forcing restart of daemon process '{}' (pid={}) due to modification of script '{}'.",
+                state.group.def.name,
+                std::process::id(),
+                target.script
+            ));
+        }
+        state.set_mode(STOP);
+        transport.no_response(Refusal::Restarting);
+        return activity;
+    }
     if let Some(limit) = state.group.def.queue_timeout {
         let arrived = known(Key::RequestStart)
             .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
@@ -607,6 +689,9 @@ fn serve_connection(state: &State, conn: OwnedFd) -> bool {
             transport.complete();
         }
         Some(Err(NoResponse::NotFound)) => transport.no_response(Refusal::NotFound),
+        Some(Err(NoResponse::Error)) | None if state.interrupted[n].load(Ordering::SeqCst) > 0 => {
+            transport.no_response(Refusal::Interrupted)
+        }
         Some(Err(NoResponse::Error)) | None => transport.no_response(Refusal::Error),
     }
     drop(conn);

@@ -71,6 +71,11 @@ pub enum Refusal {
     Error = 1,
     /// The request waited longer than queue-timeout: 504.
     QueueTimeout = 2,
+    /// The script changed: this process restarts; the child sends the
+    /// request again (to another process, or the new one).
+    Restarting = 3,
+    /// The request was interrupted for running past request-timeout: 504.
+    Interrupted = 4,
 }
 
 impl Refusal {
@@ -78,6 +83,8 @@ impl Refusal {
         match b {
             0 => Refusal::NotFound,
             2 => Refusal::QueueTimeout,
+            3 => Refusal::Restarting,
+            4 => Refusal::Interrupted,
             _ => Refusal::Error,
         }
     }

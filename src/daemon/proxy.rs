@@ -85,45 +85,75 @@ pub unsafe fn handle(
     error_override: bool,
 ) -> i32 {
     let name = &g.def.name;
-    let res = connect(g).and_then(|(conn, pid)| {
-        let mut payload = Vec::with_capacity(4096);
-        protocol::encode_head(head, &mut payload);
-        protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
-            .map_err(|e| {
-                Refused(
-                    sys::HTTP_SERVICE_UNAVAILABLE,
-                    format!("Unable to send the request to daemon process '{name}': {e}."),
-                )
-            })
-            .map(|()| (conn, pid))
-    });
-    let (conn, pid) = match res {
-        Ok(c) => c,
-        Err(Refused(status, msg)) => {
-            // SAFETY: r is live.
-            unsafe { log::rerror(r, log::ERR, &format!("{msg}: {}", head.target.script)) };
-            return status;
+    // A process restarting for a changed script turns the request away; it
+    // is sent again, up to mod_wsgi's 2 × processes + 1 attempts.
+    let attempts = 2 * g.def.processes + 1;
+    for attempt in 1..=attempts {
+        let res = connect(g).and_then(|(conn, pid)| {
+            let mut payload = Vec::with_capacity(4096);
+            protocol::encode_head(head, &mut payload);
+            protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
+                .map_err(|e| {
+                    Refused(
+                        sys::HTTP_SERVICE_UNAVAILABLE,
+                        format!("Unable to send the request to daemon process '{name}': {e}."),
+                    )
+                })
+                .map(|()| (conn, pid))
+        });
+        let (conn, pid) = match res {
+            Ok(c) => c,
+            Err(Refused(status, msg)) => {
+                // SAFETY: r is live.
+                unsafe { log::rerror(r, log::ERR, &format!("{msg}: {}", head.target.script)) };
+                return status;
+            }
+        };
+        // SAFETY: r is live for this call; the transport is dropped before it returns.
+        let mut t = unsafe { ApacheTransport::new(r) };
+        let mut relay = Relay {
+            d,
+            g,
+            pid,
+            script: &head.target.script,
+            reader: FrameReader::new(conn.as_raw_fd()),
+            fd: conn.as_raw_fd(),
+            started: false,
+            ended: false,
+            body: Vec::new(),
+            body_done: None,
+            error_override,
+        };
+        match relay.run(&mut t) {
+            Outcome::Done(status) => return status,
+            Outcome::Again => {
+                let msg = format!(
+                    "Connect after WSGI daemon process '{name}' restart, attempt #{attempt}: {}",
+                    head.target.script
+                );
+                // SAFETY: r is live.
+                unsafe { log::rerror(r, log::INFO, &msg) };
+            }
         }
-    };
-    // SAFETY: r is live for this call; the transport is dropped before it returns.
-    let mut t = unsafe { ApacheTransport::new(r) };
-    let mut relay = Relay {
-        d,
-        g,
-        pid,
-        script: &head.target.script,
-        reader: FrameReader::new(conn.as_raw_fd()),
-        fd: conn.as_raw_fd(),
-        started: false,
-        ended: false,
-        body: Vec::new(),
-        body_done: None,
-        error_override,
-    };
-    let status = relay.run(&mut t);
-    drop(relay);
-    drop(conn);
-    status
+    }
+    let msg = format!(
+        "Daemon process '{name}' kept restarting for a changed script; gave up after {attempts} attempts: {}",
+        head.target.script
+    );
+    // SAFETY: r is live.
+    unsafe { log::rerror(r, log::ERR, &msg) };
+    sys::HTTP_SERVICE_UNAVAILABLE
+}
+
+/// `relay`'s status for a request turned away by a restarting daemon.
+const RESTARTING: i32 = -1;
+
+/// How a relay ended.
+enum Outcome {
+    /// The handler's status.
+    Done(i32),
+    /// The daemon turned the request away while restarting: send it again.
+    Again,
 }
 
 /// Connects to the group's socket, retrying while it is missing, refused
@@ -294,7 +324,14 @@ impl Relay<'_> {
         Ok(())
     }
 
-    fn run(&mut self, t: &mut ApacheTransport<'_>) -> i32 {
+    fn run(&mut self, t: &mut ApacheTransport<'_>) -> Outcome {
+        match self.relay(t) {
+            RESTARTING => Outcome::Again,
+            status => Outcome::Done(status),
+        }
+    }
+
+    fn relay(&mut self, t: &mut ApacheTransport<'_>) -> i32 {
         if let Err(Refused(status, msg)) = self.await_daemon() {
             let _call = ApacheCall::enter();
             t.log(Level::Error, &format!("{msg}: {}", self.script));
@@ -404,6 +441,17 @@ impl Relay<'_> {
                     return match why {
                         Refusal::NotFound => sys::HTTP_NOT_FOUND,
                         Refusal::Error => sys::HTTP_INTERNAL_SERVER_ERROR,
+                        Refusal::Restarting => RESTARTING,
+                        Refusal::Interrupted => {
+                            let msg = format!(
+                                "Request to daemon process '{}' ran past request-timeout ({:.0} s) and was interrupted: {}",
+                                self.name(),
+                                self.g.def.request_timeout.unwrap_or_default().as_secs_f64(),
+                                self.script
+                            );
+                            t.log(Level::Error, &msg);
+                            sys::HTTP_GATEWAY_TIME_OUT
+                        }
                         Refusal::QueueTimeout => {
                             let msg = format!(
                                 "Queue timeout expired for WSGI daemon process '{}': {}",

@@ -45,6 +45,7 @@ pub enum Reason {
     GracefulSignal,
     RequestTimeout,
     ServiceScripts,
+    ScriptReload,
 }
 
 impl Reason {
@@ -58,6 +59,7 @@ impl Reason {
             Reason::GracefulSignal => "graceful restart signal (SIGUSR1)",
             Reason::RequestTimeout => "request-timeout exceeded",
             Reason::ServiceScripts => "its service scripts returned (threads=0)",
+            Reason::ScriptReload => "a WSGI script changed (WSGIScriptReloading)",
         }
     }
     fn from_u8(v: u8) -> Reason {
@@ -70,6 +72,7 @@ impl Reason {
             GracefulSignal,
             RequestTimeout,
             ServiceScripts,
+            ScriptReload,
         ]
         .into_iter()
         .find(|r| *r as u8 == v)

@@ -15,6 +15,11 @@ maximum_processes = 1
 threads_per_process = 1
 
 
+class RequestTimeout(BaseException):
+    """Raised in a daemon request thread that ran past request-timeout
+    (with interrupt-timeout set), as mod_wsgi 6 does."""
+
+
 class Input:
     """wsgi.input: reads the request body from Apache with the GIL released."""
     __slots__ = ('_ctx',)

@@ -212,6 +212,11 @@ impl InterpObjects {
         (mtime.is_none() || mtime == Some(s.mtime)).then(|| s.module.bind(py).clone())
     }
 
+    /// The mtime a script was loaded with, if it is loaded (no GIL needed).
+    pub fn script_mtime(&self, path: &str) -> Option<i64> {
+        locked(&self.scripts).get(path).map(|s| s.mtime)
+    }
+
     /// Remembers a loaded script module.
     pub fn cache_script(&self, path: &str, module: Py<PyAny>, mtime: i64) {
         let old = locked(&self.scripts).insert(path.to_string(), Script { module, mtime });

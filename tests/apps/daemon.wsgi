@@ -37,6 +37,10 @@ def application(environ, start_response):
         os.kill(os.getpid(), signal.SIGKILL)
     if op == '/sleep':
         time.sleep(float(q or '1'))
+    if op == '/spin':  # Python code running, so an asynchronous exception lands
+        end = time.time() + float(q or '1')
+        while time.time() < end:
+            time.sleep(0.01)
     if op == '/stream-then-die':
         start_response('200 OK', [('Content-Type', 'text/plain')])
 
