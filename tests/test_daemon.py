@@ -468,3 +468,26 @@ def test_interrupt_timeout_raises_in_the_stuck_thread_and_keeps_the_process(serv
     assert a.wait_for_log('RequestTimeout')  # the traceback of the interrupted application
     assert a.wait_for_log("Request to daemon process 'it' ran past request-timeout (1 s) and was interrupted")
     assert info(a)['pid'] == pid  # the same process goes on serving
+
+
+def test_startup_deadlock_and_eviction_timeouts_restart_the_process(server):
+    a = server("""
+WSGIDaemonProcess slow threads=1 startup-timeout=2
+WSGIDaemonProcess dead threads=2 deadlock-timeout=2 shutdown-timeout=1
+WSGIDaemonProcess ev threads=1 eviction-timeout=1 display-name=%{GROUP}
+WSGIScriptAlias /slow @APPS@/slow_import.wsgi process-group=slow
+WSGIScriptAlias /dead @APPS@/daemon.wsgi process-group=dead
+WSGIScriptAlias /ev @APPS@/daemon.wsgi process-group=ev
+""", name='timeouts')
+    start = time.time()
+    assert a.get('/slow', timeout=30).status == 502
+    assert time.time() - start < 10
+    assert a.wait_for_log('startup-timeout expired before a WSGI script was loaded')
+    pid = info(a, '/dead/info')['pid']
+    assert a.get('/dead/hold-gil?30', timeout=30).status == 502
+    assert a.wait_for_log('deadlock-timeout expired: the GIL could not be taken')
+    assert wait_until(lambda: info(a, '/dead/info')['pid'] != pid)
+    ev = info(a, '/ev/info')['pid']
+    os.kill(ev, signal.SIGUSR1)
+    assert wait_until(lambda: info(a, '/ev/info')['pid'] != ev)
+    assert a.wait_for_log('graceful restart signal (SIGUSR1)')

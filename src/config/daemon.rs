@@ -57,6 +57,18 @@ pub struct DaemonGroup {
     /// A request running longer than this (scaled as in mod_wsgi 6, see
     /// `request_limit`) makes the process restart; it gets 504.
     pub request_timeout: Option<Duration>,
+    /// A process that has not loaded a WSGI script this long after it
+    /// started restarts (a stuck Django setup(), say).
+    pub startup_timeout: Option<Duration>,
+    /// A process whose GIL cannot be taken for this long restarts (a C
+    /// extension holding it); mod_wsgi's default is 300 s.
+    pub deadlock_timeout: Option<Duration>,
+    /// The drain window after SIGUSR1 (default graceful-timeout).
+    pub eviction_timeout: Option<Duration>,
+    /// The child flushes at least this often, in bytes of response data.
+    pub response_buffer_size: usize,
+    /// The write timeout to the client while relaying (default socket-timeout).
+    pub response_socket_timeout: Option<Duration>,
     /// With request-timeout: first raise mod_wsgi.RequestTimeout in the
     /// request's thread, and restart only if it is still running this long after.
     pub interrupt_timeout: Option<Duration>,
@@ -109,6 +121,11 @@ impl DaemonGroup {
             queue_timeout: None,
             request_timeout: None,
             interrupt_timeout: None,
+            startup_timeout: None,
+            deadlock_timeout: Some(Duration::from_secs(300)),
+            eviction_timeout: None,
+            response_buffer_size: 8 << 20,
+            response_socket_timeout: None,
             response_flush_delay: Duration::from_millis(5),
             script_user: None,
             script_group: None,
@@ -188,14 +205,7 @@ fn optional(d: Duration) -> Option<Duration> {
 }
 
 /// Options mod_wsgi has whose effect this version does not build yet.
-const NOT_BUILT: &[&str] = &[
-    "deadlock-timeout",
-    "startup-timeout",
-    "eviction-timeout",
-    "response-buffer-size",
-    "response-socket-timeout",
-    "server-metrics",
-];
+const NOT_BUILT: &[&str] = &["server-metrics"];
 
 /// Parses `WSGIDaemonProcess`'s words (the name first).
 pub fn parse(
@@ -288,6 +298,13 @@ pub fn parse(
             "queue-timeout" => g.queue_timeout = optional(seconds(key, v)?),
             "request-timeout" => g.request_timeout = optional(seconds(key, v)?),
             "interrupt-timeout" => g.interrupt_timeout = optional(seconds(key, v)?),
+            "startup-timeout" => g.startup_timeout = optional(seconds(key, v)?),
+            "deadlock-timeout" => g.deadlock_timeout = optional(seconds(key, v)?),
+            "eviction-timeout" => g.eviction_timeout = optional(seconds(key, v)?),
+            "response-buffer-size" => g.response_buffer_size = int(key, v, 65536, 1 << 30)?,
+            "response-socket-timeout" => {
+                g.response_socket_timeout = optional(seconds(key, v)?)
+            }
             "response-flush-delay" => {
                 g.response_flush_delay = Duration::from_millis(int(key, v, 0, 60_000)?)
             }

@@ -43,6 +43,9 @@ struct State {
     busy_since: Vec<AtomicU64>,
     /// A request thread found a reason to restart (a Reason, 0: none).
     restart: AtomicU8,
+    /// Milliseconds since `born` when the GIL was last taken by the
+    /// deadlock watcher (deadlock-timeout).
+    gil_seen: AtomicU64,
     /// Per request thread: its thread id (Python's threading.get_ident).
     idents: Vec<AtomicU64>,
     /// Per request thread: when (as busy_since) its request was interrupted
@@ -229,6 +232,9 @@ fn serve_process(
         return serve_scripts(daemons, group, id, main_cfg);
     }
     let interp = start_python(daemons, group, id, main_cfg)?;
+    if let Some(limit) = def.startup_timeout {
+        watch_startup(daemons.clone(), id, interp, limit);
+    }
     // SAFETY: the main server of this generation is live.
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, interp, &def.name);
     // SAFETY: a fresh eventfd owned by the State.
@@ -244,6 +250,7 @@ fn serve_process(
         last_done: AtomicU64::new(0),
         busy_since: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
         restart: AtomicU8::new(0),
+        gil_seen: AtomicU64::new(0),
         idents: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
         interrupted: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
         born: Instant::now(),
@@ -260,6 +267,13 @@ fn serve_process(
                 .map_err(|e| format!("cannot start a request thread: {e}"))?,
         );
     }
+    if def.deadlock_timeout.is_some() {
+        let st = state.clone();
+        std::thread::Builder::new()
+            .name("wsgi-deadlock".into())
+            .spawn(move || watch_gil(&st))
+            .map_err(|e| format!("cannot start the deadlock watcher: {e}"))?;
+    }
     // Ready: Apache's children now queue requests for this process.
     daemons.table.live(id, std::process::id() as i32);
     let reason = supervise(&state, &set);
@@ -274,7 +288,10 @@ fn serve_process(
         reason.describe()
     ));
     stop(&state, reason, workers);
-    runtime::shutdown();
+    if reason != Reason::DeadlockTimeout && state.active.load(Ordering::SeqCst) == 0 {
+        // atexit callbacks need the GIL, which a stuck thread may hold.
+        runtime::shutdown();
+    }
     Ok(reason)
 }
 
@@ -407,6 +424,12 @@ fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
                 return Reason::RequestTimeout;
             }
         }
+        if let Some(limit) = def.deadlock_timeout {
+            let seen = Duration::from_millis(state.gil_seen.load(Ordering::SeqCst));
+            if age.saturating_sub(seen) >= limit {
+                return Reason::DeadlockTimeout;
+            }
+        }
         if let Some(limit) = def.inactivity_timeout {
             let idle_since = Duration::from_millis(state.last_done.load(Ordering::SeqCst));
             if state.active.load(Ordering::SeqCst) == 0 && age.saturating_sub(idle_since) >= limit {
@@ -470,6 +493,43 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
         });
 }
 
+/// startup-timeout: a process that has not loaded a WSGI script (preload
+/// or first request) this long after Python started ends, and the parent
+/// starts another: a stuck first import (Django's setup()) is not retried
+/// in the same process.
+fn watch_startup(daemons: Arc<Daemons>, id: usize, interp: &'static Interp, limit: Duration) {
+    let _ = std::thread::Builder::new()
+        .name("wsgi-startup".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            if interp.objects().any_script_loaded() {
+                return;
+            }
+            error(&format!(
+                "mod_wsgi_rs: Process (pid={}) loaded no WSGI script within startup-timeout ({:.0} s); restarting it.",
+                std::process::id(),
+                limit.as_secs_f64()
+            ));
+            daemons
+                .table
+                .last_words(id, Cause::Recycled(Reason::StartupTimeout));
+            // SAFETY: ends the process at once (the import may hold the GIL).
+            unsafe { libc::_exit(1) }
+        });
+}
+
+/// deadlock-timeout: takes the GIL once a second and notes when it did.
+fn watch_gil(state: &State) {
+    let interp = state.interp;
+    while state.mode() == SERVE {
+        if interp.run(|_| ()).is_some() {
+            let now = state.born.elapsed().as_millis() as u64;
+            state.gil_seen.store(now, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// Logs where every Python thread is, for a request over its time limit.
 /// Done from another thread, given at most 2 s: a thread holding the GIL in
 /// C code must not keep this process from restarting.
@@ -516,6 +576,11 @@ fn stop(state: &Arc<State>, reason: Reason, workers: Vec<std::thread::JoinHandle
     let def = &state.group.def;
     let (mode, allowed) = match reason {
         Reason::Shutdown => (DRAIN, def.shutdown_timeout),
+        Reason::DeadlockTimeout => (STOP, def.shutdown_timeout),
+        Reason::GracefulSignal => (
+            STOP,
+            def.eviction_timeout.unwrap_or(def.graceful_timeout) + def.shutdown_timeout,
+        ),
         _ => (STOP, def.graceful_timeout + def.shutdown_timeout),
     };
     let deadline = Instant::now() + allowed;

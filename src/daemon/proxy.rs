@@ -85,6 +85,8 @@ pub unsafe fn handle(
     error_override: bool,
 ) -> i32 {
     let name = &g.def.name;
+    // SAFETY: r is live; the socket's timeout is put back before returning.
+    let _client_timeout = unsafe { ClientTimeout::set(r, g.def.response_socket_timeout) };
     // A process restarting for a changed script turns the request away; it
     // is sent again, up to mod_wsgi's 2 × processes + 1 attempts.
     let attempts = 2 * g.def.processes + 1;
@@ -147,6 +149,35 @@ pub unsafe fn handle(
 
 /// `relay`'s status for a request turned away by a restarting daemon.
 const RESTARTING: i32 = -1;
+
+/// response-socket-timeout: the client socket's timeout while relaying.
+struct ClientTimeout(*mut sys::apr_socket_t, sys::apr_interval_time_t);
+
+impl ClientTimeout {
+    /// # Safety
+    /// `r` must be live for as long as the returned guard.
+    unsafe fn set(r: *mut sys::request_rec, t: Option<Duration>) -> Option<ClientTimeout> {
+        let t = t?;
+        // SAFETY: the connection and its socket live as long as r.
+        unsafe {
+            let sock = sys::ap_get_conn_socket((*r).connection);
+            if sock.is_null() {
+                return None;
+            }
+            let mut old: sys::apr_interval_time_t = 0;
+            sys::apr_socket_timeout_get(sock, &mut old);
+            sys::apr_socket_timeout_set(sock, t.as_micros() as sys::apr_interval_time_t);
+            Some(ClientTimeout(sock, old))
+        }
+    }
+}
+
+impl Drop for ClientTimeout {
+    fn drop(&mut self) {
+        // SAFETY: the socket is live (the request still is).
+        unsafe { sys::apr_socket_timeout_set(self.0, self.1) };
+    }
+}
 
 /// How a relay ended.
 enum Outcome {
@@ -359,7 +390,7 @@ impl Relay<'_> {
                     continue;
                 }
                 pending.extend_from_slice(self.reader.payload(at));
-                if !self.more_soon() {
+                if pending.len() >= self.g.def.response_buffer_size || !self.more_soon() {
                     if t.send(&[&pending]).is_err() {
                         return self.client_gone(t);
                     }

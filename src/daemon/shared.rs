@@ -46,6 +46,8 @@ pub enum Reason {
     RequestTimeout,
     ServiceScripts,
     ScriptReload,
+    StartupTimeout,
+    DeadlockTimeout,
 }
 
 impl Reason {
@@ -60,6 +62,8 @@ impl Reason {
             Reason::RequestTimeout => "request-timeout exceeded",
             Reason::ServiceScripts => "its service scripts returned (threads=0)",
             Reason::ScriptReload => "a WSGI script changed (WSGIScriptReloading)",
+            Reason::StartupTimeout => "startup-timeout expired before a WSGI script was loaded",
+            Reason::DeadlockTimeout => "deadlock-timeout expired: the GIL could not be taken",
         }
     }
     fn from_u8(v: u8) -> Reason {
@@ -73,6 +77,8 @@ impl Reason {
             RequestTimeout,
             ServiceScripts,
             ScriptReload,
+            StartupTimeout,
+            DeadlockTimeout,
         ]
         .into_iter()
         .find(|r| *r as u8 == v)

@@ -212,6 +212,11 @@ impl InterpObjects {
         (mtime.is_none() || mtime == Some(s.mtime)).then(|| s.module.bind(py).clone())
     }
 
+    /// Whether any WSGI script has been loaded (no GIL needed).
+    pub fn any_script_loaded(&self) -> bool {
+        !locked(&self.scripts).is_empty()
+    }
+
     /// The mtime a script was loaded with, if it is loaded (no GIL needed).
     pub fn script_mtime(&self, path: &str) -> Option<i64> {
         locked(&self.scripts).get(path).map(|s| s.mtime)

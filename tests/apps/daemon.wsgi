@@ -37,6 +37,9 @@ def application(environ, start_response):
         os.kill(os.getpid(), signal.SIGKILL)
     if op == '/sleep':
         time.sleep(float(q or '1'))
+    if op == '/hold-gil':  # C code that keeps the GIL: deadlock-timeout's case
+        import ctypes
+        ctypes.PyDLL(None).sleep(int(q or '30'))
     if op == '/spin':  # Python code running, so an asynchronous exception lands
         end = time.time() + float(q or '1')
         while time.time() < end:
