@@ -491,3 +491,22 @@ WSGIScriptAlias /ev @APPS@/daemon.wsgi process-group=ev
     os.kill(ev, signal.SIGUSR1)
     assert wait_until(lambda: info(a, '/ev/info')['pid'] != ev)
     assert a.wait_for_log('graceful restart signal (SIGUSR1)')
+
+
+def test_a_group_defined_in_a_vhost_logs_to_that_vhosts_error_log(server, public_tmp):
+    vlog = public_tmp / 'vhost-error.log'
+    a = server("""
+<VirtualHost 127.0.0.1:@PORT@>
+    ServerName logs.test
+    ErrorLog %s
+    WSGIDaemonProcess vlog threads=1
+    WSGIImportScript @APPS@/service.py process-group=vlog application-group=%%{GLOBAL}
+    WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=vlog
+</VirtualHost>
+""" % vlog, name='vhostlog')
+    assert info(a, headers={'Host': 'logs.test'})['group'] == 'vlog'
+    assert wait_until(lambda: vlog.exists() and 'service script running' in vlog.read_text())
+    text = vlog.read_text()
+    assert "Starting process 'vlog'" in text  # the process's own lines
+    main = a.error_log()
+    assert 'service script running' not in main and "Starting process 'vlog'" not in main

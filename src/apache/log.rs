@@ -1,6 +1,7 @@
 //! Error-log output. Request messages carry the client address (ap_log_rerror).
 use super::sys;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::wsgi::transport::Level;
 
@@ -14,11 +15,33 @@ pub fn level(level: Level) -> i32 {
     }
 }
 
-/// Logs to the main server's error log (no request context). Thread-safe.
+/// The server whose error log takes this process's own lines: the main
+/// server, or the virtual host a daemon process group was defined in.
+static PROCESS_SERVER: AtomicPtr<sys::server_rec> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Sends this process's own lines to `s`'s error log (a daemon process
+/// of a group defined in a virtual host, as mod_wsgi does).
+///
+/// # Safety
+/// `s` must be a server record that lives as long as the process.
+pub unsafe fn set_process_server(s: *mut sys::server_rec) {
+    PROCESS_SERVER.store(s, Ordering::SeqCst);
+}
+
+/// Logs to this process's error log (no request context). Thread-safe.
 pub fn server(lvl: Level, msg: &str) {
-    // SAFETY: ap_server_conf is the main server once the configuration is
-    // read (NULL before: Apache then logs to stderr), and outlives callers.
-    unsafe { error(sys::ap_server_conf, level(lvl), msg) }
+    let own = PROCESS_SERVER.load(Ordering::SeqCst);
+    // SAFETY: `own` is NULL or a server for the life of the process;
+    // ap_server_conf is the main server once the configuration is read
+    // (NULL before: Apache then logs to stderr), and outlives callers.
+    unsafe {
+        let s = if own.is_null() {
+            sys::ap_server_conf
+        } else {
+            own
+        };
+        error(s, level(lvl), msg)
+    }
 }
 
 fn c(msg: &str) -> CString {

@@ -205,6 +205,10 @@ fn serve_process(
             }
         }
     }
+    if let Some(vhost) = &group.def.server_name {
+        // SAFETY: the server records live as long as this process.
+        unsafe { log::set_process_server(find_server(vhost)) };
+    }
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
@@ -315,6 +319,24 @@ fn serve_scripts(
     ));
     runtime::shutdown();
     Ok(Reason::ServiceScripts)
+}
+
+/// The first virtual host named `name` (where the group was defined), or
+/// NULL (the main server).
+unsafe fn find_server(name: &str) -> *mut sys::server_rec {
+    // SAFETY: the server list is this generation's, read-only here.
+    unsafe {
+        let mut s = sys::ap_server_conf;
+        while !s.is_null() {
+            if (*s).is_virtual != 0
+                && crate::apache::cstring_lossy((*s).server_hostname).as_deref() == Some(name)
+            {
+                return s;
+            }
+            s = (*s).next;
+        }
+    }
+    std::ptr::null_mut()
 }
 
 fn set_title(group: &Group) {
