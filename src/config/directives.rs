@@ -72,13 +72,7 @@ unsafe fn apply_named(
         | "WSGIScriptAliasMatch"
         | "WSGIPythonHome"
         | "WSGIPythonPath"
-        | "WSGIPythonOptimize"
-        | "WSGIDaemonProcess"
-        | "WSGISocketPrefix"
-        | "WSGISocketRotation"
-        | "WSGIRestrictEmbedded"
-        | "WSGIAcceptMutex"
-        | "WSGIImportScript" => {
+        | "WSGIPythonOptimize" => {
             // SAFETY: these directives are RSRC_CONF: Apache runs them while
             // it reads the main configuration, on one thread, before any
             // request reads the server record; nothing else borrows it now.
@@ -86,6 +80,16 @@ unsafe fn apply_named(
                 unsafe { &mut *(sys::wsgi_rs_server_config((*cmd).server) as *mut ServerConfig) };
             // SAFETY: cmd is live during configuration.
             unsafe { server_directive(name, &w, cmd, srv) }
+        }
+        "WSGIDaemonProcess"
+        | "WSGISocketPrefix"
+        | "WSGISocketRotation"
+        | "WSGIRestrictEmbedded"
+        | "WSGIAcceptMutex"
+        | "WSGIImportScript" => {
+            // SAFETY: these are RSRC_CONF directives, read on Apache's one
+            // configuration thread with a live cmd.
+            unsafe { daemon_directive(name, &w, cmd) }
         }
         _ => {
             // SAFETY: mconfig is this section's own DirConfig (create_dir_config),
@@ -141,15 +145,8 @@ unsafe fn server_directive(
     cmd: *mut sys::cmd_parms,
     srv: &mut ServerConfig,
 ) -> Result<(), String> {
-    let global_only = || -> Result<(), String> {
-        // SAFETY: cmd is live; the returned message (if any) is a static or pool string.
-        let e = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
-        // SAFETY: e is NULL or a NUL-terminated static/pool string.
-        match unsafe { apache::cstring_lossy(e) } {
-            Some(msg) => Err(msg),
-            None => Ok(()),
-        }
-    };
+    // SAFETY: cmd is live during configuration.
+    let global_only = || unsafe { global_only(cmd) };
     match name {
         "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
             // SAFETY: the configuration pool and server are live.
@@ -176,6 +173,39 @@ unsafe fn server_directive(
                 .map(str::to_string)
                 .collect();
         }
+        "WSGIPythonOptimize" => {
+            global_only()?;
+            srv.python.optimize = match one(name, w)? {
+                "0" => 0,
+                "1" => 1,
+                "2" => 2,
+                v => return Err(format!("WSGIPythonOptimize must be 0, 1 or 2, not '{v}'.")),
+            };
+        }
+        other => return Err(not_yet(other)),
+    }
+    Ok(())
+}
+
+/// Fails unless the directive is in the main server configuration.
+unsafe fn global_only(cmd: *mut sys::cmd_parms) -> Result<(), String> {
+    // SAFETY: cmd is live; the returned message (if any) is a static or pool string.
+    let e = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
+    // SAFETY: e is NULL or a NUL-terminated static/pool string.
+    match unsafe { apache::cstring_lossy(e) } {
+        Some(msg) => Err(msg),
+        None => Ok(()),
+    }
+}
+
+/// Daemon-mode directives, kept with this configuration generation's
+/// daemon settings (see `daemon::settings`).
+unsafe fn daemon_directive(
+    name: &str,
+    w: &[String],
+    cmd: *mut sys::cmd_parms,
+) -> Result<(), String> {
+    match name {
         "WSGIDaemonProcess" => {
             // SAFETY: cmd, its server and pool are live during configuration.
             let (vhost, pool) = unsafe {
@@ -206,7 +236,8 @@ unsafe fn server_directive(
             settings.imports.push(import);
         }
         "WSGISocketPrefix" | "WSGISocketRotation" | "WSGIRestrictEmbedded" | "WSGIAcceptMutex" => {
-            global_only()?;
+            // SAFETY: cmd is live during configuration.
+            unsafe { global_only(cmd) }?;
             let v = one(name, w)?;
             // SAFETY: as for WSGIDaemonProcess.
             let settings = unsafe { daemon::settings((*cmd).pool) };
@@ -222,15 +253,6 @@ unsafe fn server_directive(
                     _ => return Err(format!("Unknown accept mutex '{v}'.")),
                 },
             }
-        }
-        "WSGIPythonOptimize" => {
-            global_only()?;
-            srv.python.optimize = match one(name, w)? {
-                "0" => 0,
-                "1" => 1,
-                "2" => 2,
-                v => return Err(format!("WSGIPythonOptimize must be 0, 1 or 2, not '{v}'.")),
-            };
         }
         other => return Err(not_yet(other)),
     }

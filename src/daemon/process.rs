@@ -13,10 +13,10 @@ use crate::python::objects::ProcessInfo;
 use crate::python::runtime;
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
-use crate::wsgi::head::{Key, VarName};
+use crate::wsgi::head::{Key, RequestHead, VarName};
 use crate::wsgi::transport::Level;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,8 @@ struct State {
     /// Per request thread: milliseconds since `born` (+1) when its current
     /// request started, 0 when idle.
     busy_since: Vec<AtomicU64>,
-    /// A request thread found a reason to restart (a Reason, 0: none).
-    restart: AtomicU8,
+    /// A request found its script changed: the process restarts.
+    script_changed: AtomicBool,
     /// Milliseconds since `born` when the GIL was last taken by the
     /// deadlock watcher (deadlock-timeout).
     gil_seen: AtomicU64,
@@ -191,19 +191,8 @@ fn serve_process(
     delay: Duration,
 ) -> Result<Reason, String> {
     reset_signals(daemons, id);
-    // SAFETY: prctl/getppid are plain syscalls.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-        if libc::getppid() != daemons.parent() {
-            return Ok(Reason::Shutdown);
-        }
-        // Apache's listeners and the other groups' sockets are not ours.
-        sys::ap_close_listeners();
-        for g in &daemons.groups {
-            if g.index != group.index {
-                libc::close(g.listener);
-            }
-        }
+    if !leave_parent(daemons, group) {
+        return Ok(Reason::Shutdown);
     }
     if let Some(vhost) = &group.def.server_name {
         // SAFETY: the server records live as long as this process.
@@ -225,59 +214,22 @@ fn serve_process(
         std::process::id(),
         def.threads
     ));
-    // The main thread takes the stop signals with sigtimedwait; every
-    // thread started from here on inherits the mask.
-    let set = signal_set();
-    if def.threads > 0 {
-        // SAFETY: blocking signals in this (still only) thread.
-        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    }
     if def.threads == 0 {
         return serve_scripts(daemons, group, id, main_cfg);
     }
+    // The main thread takes the stop signals with sigtimedwait; every
+    // thread started from here on inherits the mask.
+    let set = signal_set();
+    // SAFETY: blocking signals in this (still only) thread.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     let interp = start_python(daemons, group, id, main_cfg)?;
     if let Some(limit) = def.startup_timeout {
         watch_startup(daemons.clone(), id, interp, limit);
     }
     // SAFETY: the main server of this generation is live.
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, interp, &def.name);
-    // SAFETY: a fresh eventfd owned by the State.
-    let wake = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
-    let state = Arc::new(State {
-        group: group.clone(),
-        interp,
-        mode: AtomicU8::new(SERVE),
-        wake,
-        accept_lock: Mutex::new(()),
-        active: AtomicUsize::new(0),
-        served: AtomicU64::new(0),
-        last_done: AtomicU64::new(0),
-        busy_since: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
-        restart: AtomicU8::new(0),
-        gil_seen: AtomicU64::new(0),
-        idents: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
-        interrupted: (0..def.threads).map(|_| AtomicU64::new(0)).collect(),
-        born: Instant::now(),
-    });
-    let mut workers = Vec::new();
-    for n in 0..def.threads {
-        let st = state.clone();
-        let mut b = std::thread::Builder::new().name(format!("wsgi-daemon-{n}"));
-        if let Some(size) = def.stack_size {
-            b = b.stack_size(size);
-        }
-        workers.push(
-            b.spawn(move || worker(&st, n as usize))
-                .map_err(|e| format!("cannot start a request thread: {e}"))?,
-        );
-    }
-    if def.deadlock_timeout.is_some() {
-        let st = state.clone();
-        std::thread::Builder::new()
-            .name("wsgi-deadlock".into())
-            .spawn(move || watch_gil(&st))
-            .map_err(|e| format!("cannot start the deadlock watcher: {e}"))?;
-    }
+    let state = Arc::new(State::new(group.clone(), interp));
+    let workers = start_threads(&state)?;
     // Ready: Apache's children now queue requests for this process.
     daemons.table.live(id, std::process::id() as i32);
     let reason = supervise(&state, &set);
@@ -337,6 +289,77 @@ unsafe fn find_server(name: &str) -> *mut sys::server_rec {
         }
     }
     std::ptr::null_mut()
+}
+
+/// What the fork brought from the parent and is not the daemon's: a
+/// parent that is already gone (false), Apache's listeners and the other
+/// groups' sockets. The process gets SIGTERM when the parent dies.
+fn leave_parent(daemons: &Daemons, group: &Group) -> bool {
+    // SAFETY: plain syscalls on this process and descriptors it inherited
+    // and does not use.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != daemons.parent() {
+            return false;
+        }
+        sys::ap_close_listeners();
+        for g in &daemons.groups {
+            if g.index != group.index {
+                libc::close(g.listener);
+            }
+        }
+    }
+    true
+}
+
+impl State {
+    fn new(group: Arc<Group>, interp: &'static Interp) -> State {
+        let per_thread = || (0..group.def.threads).map(|_| AtomicU64::new(0)).collect();
+        // SAFETY: eventfd returns a fresh descriptor (checked by OwnedFd's
+        // debug assertion), owned by the State from here on.
+        let wake = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
+        State {
+            interp,
+            mode: AtomicU8::new(SERVE),
+            wake,
+            accept_lock: Mutex::new(()),
+            active: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            last_done: AtomicU64::new(0),
+            busy_since: per_thread(),
+            script_changed: AtomicBool::new(false),
+            gil_seen: AtomicU64::new(0),
+            idents: per_thread(),
+            interrupted: per_thread(),
+            born: Instant::now(),
+            group,
+        }
+    }
+}
+
+/// The request threads, and the GIL watcher for deadlock-timeout.
+fn start_threads(state: &Arc<State>) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    let def = &state.group.def;
+    let mut workers = Vec::new();
+    for n in 0..def.threads {
+        let st = state.clone();
+        let mut b = std::thread::Builder::new().name(format!("wsgi-daemon-{n}"));
+        if let Some(size) = def.stack_size {
+            b = b.stack_size(size);
+        }
+        workers.push(
+            b.spawn(move || worker(&st, n as usize))
+                .map_err(|e| format!("cannot start a request thread: {e}"))?,
+        );
+    }
+    if def.deadlock_timeout.is_some() {
+        let st = state.clone();
+        std::thread::Builder::new()
+            .name("wsgi-deadlock".into())
+            .spawn(move || watch_gil(&st))
+            .map_err(|e| format!("cannot start the deadlock watcher: {e}"))?;
+    }
+    Ok(workers)
 }
 
 fn set_title(group: &Group) {
@@ -430,7 +453,7 @@ fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
             libc::SIGXCPU => return Reason::CpuTimeLimit,
             _ => {}
         }
-        if state.restart.load(Ordering::SeqCst) == Reason::ScriptReload as u8 {
+        if state.script_changed.load(Ordering::SeqCst) {
             return Reason::ScriptReload;
         }
         if def.maximum_requests > 0 && state.served.load(Ordering::SeqCst) >= def.maximum_requests {
@@ -698,6 +721,52 @@ fn next_connection(state: &State) -> Option<OwnedFd> {
     }
 }
 
+/// The request head, first on the connection (None: the child gave up,
+/// or sent something else, which is logged).
+fn read_head(state: &State, reader: &mut FrameReader) -> Option<RequestHead> {
+    let head = match reader.next() {
+        Ok(Some((Kind::Head, payload))) => protocol::decode_head(payload),
+        Ok(None) => return None,
+        Ok(Some(_)) => Err(std::io::Error::other("expected a request head")),
+        Err(e) => Err(e),
+    };
+    head.map_err(|e| {
+        error(&format!(
+            "mod_wsgi_rs: Daemon process '{}' received a bad request from an Apache child: {e}",
+            state.group.def.name
+        ))
+    })
+    .ok()
+}
+
+/// Why this process does not run the request: its script changed (the
+/// process restarts, as mod_wsgi's does, and the child sends the request
+/// again), or it waited in the queue past queue-timeout.
+fn turn_away(state: &State, head: &RequestHead, arrived: Option<&[u8]>) -> Option<Refusal> {
+    let target = &head.target;
+    let loaded = state.interp.objects().script_mtime(&target.script);
+    if target.script_reloading && loaded.is_some_and(|m| m != target.mtime) {
+        if !state.script_changed.swap(true, Ordering::SeqCst) {
+            info(&format!(
+                "mod_wsgi_rs: Forcing restart of daemon process '{}' (pid={}) due to modification of script '{}'.",
+                state.group.def.name,
+                std::process::id(),
+                target.script
+            ));
+        }
+        state.set_mode(STOP);
+        return Some(Refusal::Restarting);
+    }
+    let limit = state.group.def.queue_timeout?;
+    let arrived = arrived
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+        .unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    (arrived > 0 && now - arrived > limit.as_micros() as i64).then_some(Refusal::QueueTimeout)
+}
+
 /// One request: the head, then the WSGI core over the connection. Returns
 /// whether it counts as activity (WSGIIgnoreActivity).
 fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
@@ -709,21 +778,8 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
         return true; // the child gave up waiting
     }
     let mut reader = FrameReader::new(conn.as_raw_fd());
-    let head = match reader.next() {
-        Ok(Some((Kind::Head, payload))) => protocol::decode_head(payload),
-        Ok(None) => return true, // the child gave up
-        Ok(Some(_)) => Err(std::io::Error::other("expected a request head")),
-        Err(e) => Err(e),
-    };
-    let head = match head {
-        Ok(h) => h,
-        Err(e) => {
-            error(&format!(
-                "mod_wsgi_rs: Daemon process '{}' received a bad request from an Apache child: {e}",
-                state.group.def.name
-            ));
-            return true;
-        }
+    let Some(head) = read_head(state, &mut reader) else {
+        return true;
     };
     let known = |key: Key| {
         head.vars()
@@ -733,38 +789,9 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
     let head_only = known(Key::RequestMethod) == Some(b"HEAD");
     let activity = known(Key::IgnoreActivity) != Some(b"1");
     let mut transport = DaemonTransport::new(reader, head_only);
-    let target = &head.target;
-    let loaded = state.interp.objects().script_mtime(&target.script);
-    if target.script_reloading && loaded.is_some_and(|m| m != target.mtime) {
-        // As mod_wsgi: the whole process restarts for a changed script, and
-        // the request goes to a process that loads it afresh.
-        if state
-            .restart
-            .swap(Reason::ScriptReload as u8, Ordering::SeqCst)
-            == 0
-        {
-            info(&format!(
-                "mod_wsgi_rs: Forcing restart of daemon process '{}' (pid={}) due to modification of script '{}'.",
-                state.group.def.name,
-                std::process::id(),
-                target.script
-            ));
-        }
-        state.set_mode(STOP);
-        transport.no_response(Refusal::Restarting);
+    if let Some(why) = turn_away(state, &head, known(Key::RequestStart)) {
+        transport.no_response(why);
         return activity;
-    }
-    if let Some(limit) = state.group.def.queue_timeout {
-        let arrived = known(Key::RequestStart)
-            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
-            .unwrap_or(0);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        if arrived > 0 && now - arrived > limit.as_micros() as i64 {
-            transport.no_response(Refusal::QueueTimeout);
-            return activity;
-        }
     }
     let interp = state.interp;
     let ex = Exchange::new(interp, &head.target.script, head.body_length);

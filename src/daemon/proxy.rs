@@ -17,6 +17,7 @@ use crate::wsgi::start_response::{check_header, parse_status};
 use crate::wsgi::transport::{Ending, Level, ResponseHead, Transport};
 use std::io;
 use std::mem::MaybeUninit;
+use std::ops::ControlFlow::{self, Break, Continue};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -124,6 +125,7 @@ pub unsafe fn handle(
             ended: false,
             body: Vec::new(),
             body_done: None,
+            pending: Vec::new(),
             error_override,
         };
         match relay.run(&mut t) {
@@ -146,6 +148,9 @@ pub unsafe fn handle(
     unsafe { log::rerror(r, log::ERR, &msg) };
     sys::HTTP_SERVICE_UNAVAILABLE
 }
+
+/// One frame's outcome: go on, or end the relay with a status.
+type Step = ControlFlow<i32>;
 
 /// `relay`'s status for a request turned away by a restarting daemon.
 const RESTARTING: i32 = -1;
@@ -290,6 +295,8 @@ struct Relay<'a> {
     body: Vec<u8>,
     /// How the body ended, when that was found ahead of the daemon's asking.
     body_done: Option<Result<(), String>>,
+    /// Response data joined from frames that arrived together.
+    pending: Vec<u8>,
     /// WSGIErrorOverride: a 4xx/5xx response's body is Apache's error document.
     error_override: bool,
 }
@@ -368,135 +375,150 @@ impl Relay<'_> {
             t.log(Level::Error, &format!("{msg}: {}", self.script));
             return status;
         }
-        let mut pending: Vec<u8> = Vec::new();
         loop {
             let frame = self.reader.next_at();
             let _call = ApacheCall::enter();
-            let (kind, at) = match frame {
-                Ok(Some(f)) => f,
-                Ok(None) => {
-                    let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
-                    return self.broken(t, &pending, eof);
+            let step = match frame {
+                Ok(Some((Kind::Data, at))) if self.started => self.on_data(t, at),
+                Ok(Some((kind, at))) => {
+                    let payload = self.reader.payload(at).to_vec();
+                    self.on_frame(t, kind, &payload)
                 }
-                Err(e) => return self.broken(t, &pending, e),
+                Ok(None) => Break(self.broken(t, io::ErrorKind::UnexpectedEof.into())),
+                Err(e) => Break(self.broken(t, e)),
             };
-            if kind == Kind::Data && self.started {
-                // Sent straight from the reader's buffer when nothing else
-                // is pending; joined with what follows when more is here.
-                if pending.is_empty() && !self.more_soon() {
-                    if t.send(&[self.reader.payload(at)]).is_err() {
-                        return self.client_gone(t);
-                    }
-                    continue;
-                }
-                pending.extend_from_slice(self.reader.payload(at));
-                if pending.len() >= self.g.def.response_buffer_size || !self.more_soon() {
-                    if t.send(&[&pending]).is_err() {
-                        return self.client_gone(t);
-                    }
-                    pending.clear();
-                }
-                continue;
-            }
-            let payload = self.reader.payload(at).to_vec();
-            match kind {
-                Kind::Hello => {
-                    let pid = protocol::Cursor::new(&payload).u32().unwrap_or(0);
-                    self.pid = pid as i32;
-                }
-                Kind::Read => self.send_body(t, &payload),
-                Kind::Log => {
-                    let level = if payload.first() == Some(&1) {
-                        Level::Info
-                    } else {
-                        Level::Error
-                    };
-                    t.log(
-                        level,
-                        &String::from_utf8_lossy(payload.get(1..).unwrap_or(b"")),
-                    );
-                }
-                Kind::Start if !self.started => match self.start(t, &payload) {
-                    Ok(code) if self.error_override && code >= 400 => {
-                        // Apache answers with its ErrorDocument for `code`;
-                        // the daemon's body is not wanted.
-                        return i32::from(code);
-                    }
-                    Ok(_) => self.started = true,
-                    Err(msg) => {
-                        t.log(Level::Error, &msg);
-                        return sys::HTTP_INTERNAL_SERVER_ERROR;
-                    }
-                },
-                Kind::Length if self.started => {
-                    if let Ok(n) = protocol::Cursor::new(&payload).u64() {
-                        t.content_length_hint(n);
-                    }
-                }
-                Kind::File if self.started => {
-                    if !pending.is_empty() && t.send(&[&pending]).is_err() {
-                        return self.client_gone(t);
-                    }
-                    pending.clear();
-                    let mut c = protocol::Cursor::new(&payload);
-                    let (Ok(offset), Ok(len), Some(file)) =
-                        (c.u64(), c.u64(), self.reader.take_fd())
-                    else {
-                        return self.protocol_error(t, "a file without its descriptor");
-                    };
-                    self.ended = true;
-                    if t.send_file(file, offset, len).is_err() {
-                        return self.client_gone(t);
-                    }
-                }
-                Kind::End if self.started => {
-                    if !self.ended && t.end(&[&pending], Ending::Now).is_err() {
-                        return self.client_gone(t);
-                    }
-                    if payload.first().is_some_and(|f| f & END_CLOSE != 0) {
-                        t.close_connection();
-                    }
-                    return sys::OK;
-                }
-                Kind::Abort if self.started => {
-                    // What the application produced before it failed still
-                    // reaches the client; then the connection is cut.
-                    if !pending.is_empty() {
-                        let _ = t.send(&[&pending]);
-                    }
-                    t.abort();
-                    return sys::OK;
-                }
-                Kind::NoResponse if !self.started => {
-                    let why = Refusal::from_byte(payload.first().copied().unwrap_or(1));
-                    return match why {
-                        Refusal::NotFound => sys::HTTP_NOT_FOUND,
-                        Refusal::Error => sys::HTTP_INTERNAL_SERVER_ERROR,
-                        Refusal::Restarting => RESTARTING,
-                        Refusal::Interrupted => {
-                            let msg = format!(
-                                "Request to daemon process '{}' ran past request-timeout ({:.0} s) and was interrupted: {}",
-                                self.name(),
-                                self.g.def.request_timeout.unwrap_or_default().as_secs_f64(),
-                                self.script
-                            );
-                            t.log(Level::Error, &msg);
-                            sys::HTTP_GATEWAY_TIME_OUT
-                        }
-                        Refusal::QueueTimeout => {
-                            let msg = format!(
-                                "Queue timeout expired for WSGI daemon process '{}': {}",
-                                self.name(),
-                                self.script
-                            );
-                            t.log(Level::Error, &msg);
-                            sys::HTTP_GATEWAY_TIME_OUT
-                        }
-                    };
-                }
-                _ => return self.protocol_error(t, "an unexpected frame"),
+            if let Break(status) = step {
+                return status;
             }
         }
+    }
+
+    /// Response data: sent straight from the reader's buffer when nothing
+    /// else is pending, joined with what follows when more is here.
+    fn on_data(&mut self, t: &mut ApacheTransport<'_>, at: std::ops::Range<usize>) -> Step {
+        if self.pending.is_empty() && !self.more_soon() {
+            if t.send(&[self.reader.payload(at)]).is_err() {
+                return Break(self.client_gone(t));
+            }
+            return Continue(());
+        }
+        self.pending.extend_from_slice(self.reader.payload(at));
+        if self.pending.len() >= self.g.def.response_buffer_size || !self.more_soon() {
+            return self.flush_pending(t);
+        }
+        Continue(())
+    }
+
+    /// Sends the joined response data; false if the client went away.
+    fn send_pending(&mut self, t: &mut ApacheTransport<'_>) -> bool {
+        let sent = self.pending.is_empty() || t.send(&[&self.pending]).is_ok();
+        self.pending.clear();
+        sent
+    }
+
+    fn flush_pending(&mut self, t: &mut ApacheTransport<'_>) -> Step {
+        if self.send_pending(t) {
+            Continue(())
+        } else {
+            Break(self.client_gone(t))
+        }
+    }
+
+    /// Every frame but response data.
+    fn on_frame(&mut self, t: &mut ApacheTransport<'_>, kind: Kind, payload: &[u8]) -> Step {
+        match kind {
+            Kind::Hello => {
+                self.pid = protocol::Cursor::new(payload).u32().unwrap_or(0) as i32;
+            }
+            Kind::Read => self.send_body(t, payload),
+            Kind::Log => {
+                let level = if payload.first() == Some(&1) {
+                    Level::Info
+                } else {
+                    Level::Error
+                };
+                t.log(
+                    level,
+                    &String::from_utf8_lossy(payload.get(1..).unwrap_or(b"")),
+                );
+            }
+            Kind::Start if !self.started => match self.start(t, payload) {
+                // Apache answers with its ErrorDocument for `code`; the
+                // daemon's body is not wanted.
+                Ok(code) if self.error_override && code >= 400 => return Break(i32::from(code)),
+                Ok(_) => self.started = true,
+                Err(msg) => {
+                    t.log(Level::Error, &msg);
+                    return Break(sys::HTTP_INTERNAL_SERVER_ERROR);
+                }
+            },
+            Kind::Length if self.started => {
+                if let Ok(n) = protocol::Cursor::new(payload).u64() {
+                    t.content_length_hint(n);
+                }
+            }
+            Kind::File if self.started => return self.on_file(t, payload),
+            Kind::End if self.started => {
+                let pending = std::mem::take(&mut self.pending);
+                if !self.ended && t.end(&[&pending], Ending::Now).is_err() {
+                    return Break(self.client_gone(t));
+                }
+                if payload.first().is_some_and(|f| f & END_CLOSE != 0) {
+                    t.close_connection();
+                }
+                return Break(sys::OK);
+            }
+            Kind::Abort if self.started => {
+                // What the application produced before it failed still
+                // reaches the client; then the connection is cut.
+                self.send_pending(t);
+                t.abort();
+                return Break(sys::OK);
+            }
+            Kind::NoResponse if !self.started => return Break(self.refused(t, payload)),
+            _ => return Break(self.protocol_error(t, "an unexpected frame")),
+        }
+        Continue(())
+    }
+
+    /// A file range (its descriptor came with the frame), then the end.
+    fn on_file(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> Step {
+        self.flush_pending(t)?;
+        let mut c = protocol::Cursor::new(payload);
+        let (Ok(offset), Ok(len), Some(file)) = (c.u64(), c.u64(), self.reader.take_fd()) else {
+            return Break(self.protocol_error(t, "a file without its descriptor"));
+        };
+        self.ended = true;
+        if t.send_file(file, offset, len).is_err() {
+            return Break(self.client_gone(t));
+        }
+        Continue(())
+    }
+
+    /// The status for a request the daemon did not answer.
+    fn refused(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> i32 {
+        let (status, why) = match Refusal::from_byte(payload.first().copied().unwrap_or(1)) {
+            Refusal::NotFound => return sys::HTTP_NOT_FOUND,
+            Refusal::Error => return sys::HTTP_INTERNAL_SERVER_ERROR,
+            Refusal::Restarting => return RESTARTING,
+            Refusal::Interrupted => (
+                sys::HTTP_GATEWAY_TIME_OUT,
+                format!(
+                    "Request to daemon process '{}' ran past request-timeout ({:.0} s) and was interrupted",
+                    self.name(),
+                    self.g.def.request_timeout.unwrap_or_default().as_secs_f64()
+                ),
+            ),
+            Refusal::QueueTimeout => (
+                sys::HTTP_GATEWAY_TIME_OUT,
+                format!(
+                    "Queue timeout expired for WSGI daemon process '{}'",
+                    self.name()
+                ),
+            ),
+        };
+        t.log(Level::Error, &format!("{why}: {}", self.script));
+        status
     }
 
     /// Whether more response data is here, or arrives within
@@ -608,7 +630,7 @@ impl Relay<'_> {
     }
 
     /// The connection to the daemon broke (or timed out).
-    fn broken(&mut self, t: &mut ApacheTransport<'_>, pending: &[u8], e: io::Error) -> i32 {
+    fn broken(&mut self, t: &mut ApacheTransport<'_>, e: io::Error) -> i32 {
         let timed_out = matches!(
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -645,9 +667,7 @@ impl Relay<'_> {
             t.log(Level::Error, &format!("{msg}: {}", self.script));
             return status;
         }
-        if !pending.is_empty() {
-            let _ = t.send(&[pending]);
-        }
+        self.send_pending(t);
         let why = if timed_out {
             "timed out".to_string()
         } else {

@@ -34,55 +34,41 @@ pub enum Cause {
     Signal(i32),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Reason {
-    Shutdown = 1,
-    MaximumRequests,
-    RestartInterval,
-    InactivityTimeout,
-    CpuTimeLimit,
-    GracefulSignal,
-    RequestTimeout,
-    ServiceScripts,
-    ScriptReload,
-    StartupTimeout,
-    DeadlockTimeout,
+macro_rules! reasons {
+    ($($reason:ident = $text:literal),* $(,)?) => {
+        /// Why a daemon process stopped by design.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Reason { $($reason),* }
+        impl Reason {
+            const ALL: &'static [Reason] = &[$(Reason::$reason),*];
+            pub fn describe(self) -> &'static str {
+                match self { $(Reason::$reason => $text),* }
+            }
+        }
+    };
+}
+
+reasons! {
+    Shutdown = "shutdown requested",
+    MaximumRequests = "maximum-requests reached",
+    RestartInterval = "restart-interval expired",
+    InactivityTimeout = "inactivity-timeout expired",
+    CpuTimeLimit = "cpu-time-limit reached",
+    GracefulSignal = "graceful restart signal (SIGUSR1)",
+    RequestTimeout = "request-timeout exceeded",
+    ServiceScripts = "its service scripts returned (threads=0)",
+    ScriptReload = "a WSGI script changed (WSGIScriptReloading)",
+    StartupTimeout = "startup-timeout expired before a WSGI script was loaded",
+    DeadlockTimeout = "deadlock-timeout expired: the GIL could not be taken",
 }
 
 impl Reason {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Reason::Shutdown => "shutdown requested",
-            Reason::MaximumRequests => "maximum-requests reached",
-            Reason::RestartInterval => "restart-interval expired",
-            Reason::InactivityTimeout => "inactivity-timeout expired",
-            Reason::CpuTimeLimit => "cpu-time-limit reached",
-            Reason::GracefulSignal => "graceful restart signal (SIGUSR1)",
-            Reason::RequestTimeout => "request-timeout exceeded",
-            Reason::ServiceScripts => "its service scripts returned (threads=0)",
-            Reason::ScriptReload => "a WSGI script changed (WSGIScriptReloading)",
-            Reason::StartupTimeout => "startup-timeout expired before a WSGI script was loaded",
-            Reason::DeadlockTimeout => "deadlock-timeout expired: the GIL could not be taken",
-        }
-    }
     fn from_u8(v: u8) -> Reason {
-        use Reason::*;
-        [
-            MaximumRequests,
-            RestartInterval,
-            InactivityTimeout,
-            CpuTimeLimit,
-            GracefulSignal,
-            RequestTimeout,
-            ServiceScripts,
-            ScriptReload,
-            StartupTimeout,
-            DeadlockTimeout,
-        ]
-        .into_iter()
-        .find(|r| *r as u8 == v)
-        .unwrap_or(Shutdown)
+        Reason::ALL
+            .get(usize::from(v))
+            .copied()
+            .unwrap_or(Reason::Shutdown)
     }
 }
 
