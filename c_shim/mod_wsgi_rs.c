@@ -122,6 +122,18 @@ void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
     APR_BRIGADE_INSERT_TAIL(bb, b);
 }
 
+/* The bucket after b (the first when b is NULL); NULL at the end. */
+apr_bucket *wsgi_rs_brigade_next(apr_bucket_brigade *bb, apr_bucket *b)
+{
+    apr_bucket *n = b ? APR_BUCKET_NEXT(b) : APR_BRIGADE_FIRST(bb);
+    return n == APR_BRIGADE_SENTINEL(bb) ? NULL : n;
+}
+
+apr_status_t wsgi_rs_bucket_read(apr_bucket *b, const char **str, apr_size_t *len)
+{
+    return apr_bucket_read(b, str, len, APR_BLOCK_READ);
+}
+
 int wsgi_rs_brigade_ends_with_eos(apr_bucket_brigade *bb)
 {
     return !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));

@@ -28,5 +28,7 @@ void wsgi_rs_log_error(const server_rec *s, int level, apr_status_t status, cons
 void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
 unsigned wsgi_rs_core_enable_sendfile(request_rec *r);
 int wsgi_rs_brigade_ends_with_eos(apr_bucket_brigade *bb);
+apr_bucket *wsgi_rs_brigade_next(apr_bucket_brigade *bb, apr_bucket *b);
+apr_status_t wsgi_rs_bucket_read(apr_bucket *b, const char **str, apr_size_t *len);
 
 #endif

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -223,7 +224,11 @@ MaxKeepAliveRequests 0
     def stop(self):
         if self.uwsgi_proc:
             self.uwsgi_proc.terminate()
-            self.uwsgi_proc.wait(timeout=15)
+            try:
+                self.uwsgi_proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.uwsgi_proc.kill()
+                self.uwsgi_proc.wait()
             self.uwsgi_proc = None
         pid = self.pid()
         if not pid:
@@ -246,10 +251,18 @@ MaxKeepAliveRequests 0
             if not self.serves(path):
                 continue
             data = b'x' * POST_BODY if path == 'post' else None
-            with urllib.request.urlopen('http://127.0.0.1:%d/%s' % (self.port, path), data=data) as r:
-                body = r.read()
-                size = TESTS[path][0]
-                assert r.status == 200 and len(body) == size, (self.kind, path, r.status, len(body))
+            deadline = time.time() + 15
+            while True:  # a backend (uWSGI, a daemon) may still be starting: 503
+                try:
+                    with urllib.request.urlopen('http://127.0.0.1:%d/%s' % (self.port, path), data=data) as r:
+                        body = r.read()
+                        break
+                except urllib.error.HTTPError as e:
+                    if e.code != 503 or time.time() > deadline:
+                        raise
+                    time.sleep(0.5)
+            size = TESTS[path][0]
+            assert r.status == 200 and len(body) == size, (self.kind, path, r.status, len(body))
 
 
 def wrk(port, path, duration, connections, threads, script=None, server=None):

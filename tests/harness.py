@@ -92,6 +92,8 @@ class Apache:
         if load_wsgi:
             loads += 'LoadModule wsgi_rs_module %s\n' % module_path
         user = 'User www-data\nGroup www-data\n' if os.geteuid() == 0 else ''
+        if os.environ.get('WSGI_RS_TEST_COREDIR'):  # to debug a crash: its core dumps land there
+            user += 'CoreDumpDirectory %s\n' % os.environ['WSGI_RS_TEST_COREDIR']
         conf = conf.replace('@APPS@', self.apps).replace('@DIR@', self.dir).replace('@PORT@', str(self.port))
         with open(self.conf_path, 'w') as f:
             f.write(f"""ServerRoot {self.dir}

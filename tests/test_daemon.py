@@ -158,6 +158,76 @@ def test_large_bodies_both_ways(main):
     assert r.status == 200 and r.body == body
 
 
+def test_a_large_upload_over_tls_reaches_the_daemon_intact(server, public_tmp):
+    # mod_ssl hands the body out in transient buckets over a buffer it
+    # reuses: the child must set them aside before reading on.
+    import ssl
+    import http.client
+    key, crt = public_tmp / 'k.pem', public_tmp / 'c.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj',
+                    '/CN=127.0.0.1', '-keyout', str(key), '-out', str(crt)], check=True, capture_output=True)
+    key.chmod(0o644)
+    a = server('WSGIDaemonProcess tls threads=2\n'
+               'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=tls application-group=%%{GLOBAL}\n'
+               'SSLEngine on\nSSLCertificateFile %s\nSSLCertificateKeyFile %s\n' % (crt, key),
+               modules=['socache_shmcb', 'ssl'], name='tls-upload')
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    conn = http.client.HTTPSConnection('127.0.0.1', a.port, context=ssl._create_unverified_context(), timeout=20)
+    conn.request('POST', '/d/echo', body=body)
+    r = conn.getresponse()
+    got = r.read()
+    conn.close()
+    assert r.status == 200 and got == body
+
+
+def test_a_partly_read_upload_does_not_block_a_large_response(main):
+    # The app reads 100 KiB of a 16 MiB upload, then answers 8 MiB. The
+    # child sends body only as far as the daemon gave credit, and never more
+    # than its socket holds: otherwise it would block writing body the app
+    # never reads, while the daemon blocks writing the response to it.
+    import socket
+    body = b'u' * (16 << 20)
+    s = socket.create_connection(('127.0.0.1', main.port), timeout=20)
+    s.sendall(b'POST /d/partial?102400 HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n'
+              b'Connection: close\r\n\r\n' % len(body))
+    sender = threading.Thread(target=lambda: _send_quietly(s, body), daemon=True)
+    started = time.time()
+    sender.start()
+    data = b''
+    while True:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    # Blocked both ways, the request would end only at socket-timeout.
+    assert time.time() - started < 8
+    head, _, payload = data.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200'), head[:200]
+    assert b'X-Read: 102400' in head
+    if b'chunked' in head.lower():
+        payload = _unchunk(payload)
+    assert payload == bytes(range(256)) * 4096 * 8
+
+
+def _send_quietly(s, body):
+    try:
+        s.sendall(body)
+    except OSError:
+        pass  # the server may close once it has answered
+
+
+def _unchunk(b):
+    out = b''
+    while True:
+        size, _, rest = b.partition(b'\r\n')
+        n = int(size, 16)
+        if n == 0:
+            return out
+        out += rest[:n]
+        b = rest[n + 2:]
+
+
 @pytest.mark.parametrize('path,cause', [('/d/exit?3', 'exited with status 3'),
                                         ('/d/kill', 'was killed by signal 9 (SIGKILL)')])
 def test_a_dying_daemon_costs_only_its_requests(main, path, cause):
@@ -266,22 +336,35 @@ def test_restrict_embedded(server):
 
 
 class Load:
-    """Requests in a loop from a few threads; counts what did not succeed."""
+    """Requests in a loop from a few threads; counts what did not succeed.
+    With `keepalive`, each thread keeps one connection open."""
 
-    def __init__(self, a, path='/d/info', threads=4):
+    def __init__(self, a, path='/d/info', threads=4, keepalive=False):
         self.a, self.path, self.stop, self.ok, self.failed = a, path, False, 0, []
+        self.keepalive = keepalive
         self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
         [t.start() for t in self.threads]
 
     def run(self):
+        import http.client
+        conn = None
         while not self.stop:
             try:
-                r = self.a.get(self.path, timeout=20)
-                if r.status == 200:
+                if not self.keepalive:
+                    r = self.a.get(self.path, timeout=20)
+                    status = r.status
+                else:
+                    conn = conn or http.client.HTTPConnection('127.0.0.1', self.a.port, timeout=20)
+                    conn.request('GET', self.path)
+                    resp = conn.getresponse()
+                    resp.read()
+                    status = resp.status
+                if status == 200:
                     self.ok += 1
                 else:
-                    self.failed.append(r.status)
-            except OSError as e:
+                    self.failed.append(status)
+            except (OSError, http.client.HTTPException) as e:
+                conn = None
                 if not self.stop:
                     self.failed.append(repr(e))
 
@@ -311,11 +394,17 @@ def test_stop_under_load_is_prompt_and_leaves_nothing(server):
     a = server('WSGIDaemonProcess s processes=2 threads=4 display-name=%{GROUP}\n'
                      'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=s\n', name='stop-daemon')
     pids = daemon_pids(a, 's')
-    load = Load(a)
+    # Keep-alive connections: under mpm_event, a connection that closes at
+    # the instant of an ungraceful stop can crash the child in Apache's own
+    # close_worker_sockets() (it reads a worker's socket without a lock
+    # while the worker frees it; seen in a core dump, not in this module's
+    # code). Requests from kept connections leave that window closed.
+    load = Load(a, keepalive=True)
     time.sleep(1)
+    served = load.ok
     took = a.stop()
     load.end()
-    assert took < 8
+    assert served > 0 and took < 8
     assert not any(os.path.exists('/proc/%d' % p) for p in pids)
     log = a.error_log()
     assert 'Segmentation' not in log and 'panicked' not in log and 'internal error' not in log

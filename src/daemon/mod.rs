@@ -9,6 +9,7 @@ pub(crate) mod policy;
 pub(crate) mod process;
 pub(crate) mod protocol;
 pub(crate) mod proxy;
+pub(crate) mod reader;
 pub(crate) mod shared;
 pub(crate) mod supervisor;
 pub(crate) mod transport;

@@ -721,11 +721,17 @@ fn next_connection(state: &State) -> Option<OwnedFd> {
     }
 }
 
-/// The request head, first on the connection (None: the child gave up,
-/// or sent something else, which is logged).
-fn read_head(state: &State, reader: &mut FrameReader) -> Option<RequestHead> {
+/// The request head, first on the connection, with the child's body window
+/// (None: the child gave up, or sent something else, which is logged).
+fn read_head(state: &State, reader: &mut FrameReader) -> Option<(RequestHead, usize)> {
     let head = match reader.next() {
-        Ok(Some((Kind::Head, payload))) => protocol::decode_head(payload),
+        Ok(Some((Kind::Head, payload))) => {
+            let mut c = protocol::Cursor::new(payload);
+            c.u32().and_then(|window| {
+                let head = protocol::decode_head(c.rest())?;
+                Ok((head, window as usize))
+            })
+        }
         Ok(None) => return None,
         Ok(Some(_)) => Err(std::io::Error::other("expected a request head")),
         Err(e) => Err(e),
@@ -778,7 +784,7 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
         return true; // the child gave up waiting
     }
     let mut reader = FrameReader::new(conn.as_raw_fd());
-    let Some(head) = read_head(state, &mut reader) else {
+    let Some((head, window)) = read_head(state, &mut reader) else {
         return true;
     };
     let known = |key: Key| {
@@ -788,7 +794,7 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
     };
     let head_only = known(Key::RequestMethod) == Some(b"HEAD");
     let activity = known(Key::IgnoreActivity) != Some(b"1");
-    let mut transport = DaemonTransport::new(reader, head_only);
+    let mut transport = DaemonTransport::new(reader, head_only, window);
     if let Some(why) = turn_away(state, &head, known(Key::RequestStart)) {
         transport.no_response(why);
         return activity;

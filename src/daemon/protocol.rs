@@ -4,31 +4,37 @@
 //! A frame is a kind byte, a little-endian u32 payload length, and the
 //! payload. Unlike mod_wsgi's stream, every part is delimited, so a response
 //! cut short by a crash is told apart from a complete one (no `End` frame),
-//! and the body flows on demand: the daemon asks for body bytes (`Read`)
-//! when the application reads, so neither side buffers a whole body and a
-//! large upload cannot deadlock against a large response. `Hello` says
+//! and the body flows on demand: once the application reads, the daemon
+//! grants the child credit (`Read`) to send body bytes, never more than
+//! the child's socket buffer holds (the `window` in `Head`). Neither side
+//! buffers a whole body, and a large upload cannot deadlock against a
+//! large response: the child's writes never block. `Hello` says
 //! which process took the request (SO_PEERCRED would name the process that
 //! called listen(), the Apache parent), for the log line if it dies. `Length` says
 //! how long a body given all at once (a list) is, so the child can send a
 //! Content-Length as embedded mode does, however the data is framed.
 //!
 //! ```text
-//! child → daemon   Head(request head)   Body(bytes)* BodyEnd | BodyError(reason)
-//! daemon → child   Hello(pid)  Read(max)*  Log(level, text)*
+//! child → daemon   Head(window, request head)  Body(bytes)* BodyEnd | BodyError(reason)
+//! daemon → child   Hello(pid)  Read(credit)*  Log(level, text)*
 //!                  Start(status, headers) [Length(n)] Data(bytes)* File(offset, len; fd)*
 //!                  End(flags) | Abort | NoResponse(why)
 //! ```
+pub use super::reader::FrameReader;
 use crate::wsgi::head::{Key, RequestHead, Target, Text, VarName};
 use crate::wsgi::transport::ResponseHead;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
 /// The most a frame may carry: request heads are capped like mod_wsgi 6's
 /// (16 MiB); data frames are written smaller (`DATA_MAX`).
 pub const FRAME_MAX: usize = 16 << 20;
 /// Body and response data are sent in frames of at most this size.
 pub const DATA_MAX: usize = 64 * 1024;
-const HEADER: usize = 5;
+/// The most request body a child keeps in flight (`Head`'s window is its
+/// socket buffer's capacity, up to this).
+pub const WINDOW_MAX: usize = 1 << 20;
+pub(super) const HEADER: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -50,7 +56,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn from_byte(b: u8) -> Option<Kind> {
+    pub(super) fn from_byte(b: u8) -> Option<Kind> {
         use Kind::*;
         [
             Head, Hello, Body, BodyEnd, BodyError, Read, Log, Start, Length, Data, File, End,
@@ -94,7 +100,7 @@ impl Refusal {
 /// client connection must not be reused.
 pub const END_CLOSE: u8 = 1;
 
-fn bad(msg: &str) -> io::Error {
+pub(super) fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
@@ -219,139 +225,6 @@ pub fn set_timeout(fd: RawFd, opt: libc::c_int, t: std::time::Duration) {
     };
 }
 
-/// Reads frames from a stream socket, keeping descriptors that arrive with
-/// them (SCM_RIGHTS) for `File` frames.
-pub struct FrameReader {
-    fd: RawFd,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    fds: std::collections::VecDeque<OwnedFd>,
-}
-
-impl FrameReader {
-    pub fn new(fd: RawFd) -> FrameReader {
-        FrameReader {
-            fd,
-            buf: vec![0; 16 * 1024],
-            start: 0,
-            end: 0,
-            fds: Default::default(),
-        }
-    }
-
-    /// Whether a whole frame is already buffered (the next `next` will not block).
-    pub fn has_frame(&self) -> bool {
-        let avail = &self.buf[self.start..self.end];
-        avail.len() >= HEADER && avail.len() - HEADER >= frame_len(avail)
-    }
-
-    /// The next frame, or None at a clean end of stream (between frames).
-    /// A stream that ends inside a frame is an `UnexpectedEof` error.
-    pub fn next(&mut self) -> io::Result<Option<(Kind, &[u8])>> {
-        Ok(self.next_at()?.map(|(k, r)| (k, &self.buf[r])))
-    }
-
-    /// Like `next`, but the payload is left in the reader: `payload(range)`
-    /// gives it until the next call.
-    pub fn next_at(&mut self) -> io::Result<Option<(Kind, std::ops::Range<usize>)>> {
-        loop {
-            let avail = self.end - self.start;
-            if avail >= HEADER {
-                let len = frame_len(&self.buf[self.start..self.end]);
-                if len > FRAME_MAX {
-                    return Err(bad("frame too large"));
-                }
-                if avail - HEADER >= len {
-                    let kind = Kind::from_byte(self.buf[self.start])
-                        .ok_or_else(|| bad("unknown frame kind"))?;
-                    let p = self.start + HEADER;
-                    self.start = p + len;
-                    return Ok(Some((kind, p..p + len)));
-                }
-                if HEADER + len > self.buf.len() {
-                    self.buf.resize(HEADER + len, 0);
-                }
-            }
-            if self.start > 0 && (self.end == self.start || self.buf.len() - self.end < 4096) {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let n = self.fill()?;
-            if n == 0 {
-                return if self.end == self.start {
-                    Ok(None)
-                } else {
-                    Err(io::ErrorKind::UnexpectedEof.into())
-                };
-            }
-        }
-    }
-
-    /// The payload of the frame `next_at` returned last.
-    pub fn payload(&self, at: std::ops::Range<usize>) -> &[u8] {
-        &self.buf[at]
-    }
-
-    /// A descriptor that came with the frames read so far.
-    pub fn take_fd(&mut self) -> Option<OwnedFd> {
-        self.fds.pop_front()
-    }
-
-    fn fill(&mut self) -> io::Result<usize> {
-        let spare = &mut self.buf[self.end..];
-        let mut iov = libc::iovec {
-            iov_base: spare.as_mut_ptr().cast(),
-            iov_len: spare.len(),
-        };
-        let mut control = [0u64; 8]; // room for a few descriptors, aligned
-                                     // SAFETY: msghdr is plain data pointing at buffers that outlive the
-                                     // call; descriptors received are taken over (OwnedFd) exactly once.
-        unsafe {
-            let mut m: libc::msghdr = std::mem::zeroed();
-            m.msg_iov = &mut iov;
-            m.msg_iovlen = 1;
-            m.msg_control = control.as_mut_ptr().cast();
-            m.msg_controllen = std::mem::size_of_val(&control) as _;
-            let n = loop {
-                let n = libc::recvmsg(self.fd, &mut m, libc::MSG_CMSG_CLOEXEC);
-                if n >= 0 {
-                    break n as usize;
-                }
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            };
-            let mut c = libc::CMSG_FIRSTHDR(&m);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(c);
-                    let bytes = (*c).cmsg_len as usize - (data as usize - c as usize);
-                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                        let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                        self.fds.push_back(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&m, c);
-            }
-            self.end += n;
-            Ok(n)
-        }
-    }
-}
-
-impl AsRawFd for FrameReader {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd
-    }
-}
-
-fn frame_len(b: &[u8]) -> usize {
-    u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as usize
-}
-
 // --- payload encodings -----------------------------------------------------
 
 fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
@@ -404,6 +277,10 @@ impl<'a> Cursor<'a> {
             0 => Ok(None),
             _ => self.u64().map(Some),
         }
+    }
+    /// What is left of the payload.
+    pub fn rest(&self) -> &'a [u8] {
+        self.0
     }
     pub fn bytes(&mut self) -> io::Result<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -505,7 +382,6 @@ pub fn decode_response(payload: &[u8]) -> io::Result<ResponseHead> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixStream;
 
     #[test]
     fn head_round_trip() {
@@ -545,35 +421,5 @@ mod tests {
         encode_response(&r, &mut wire);
         assert_eq!(decode_response(&wire).unwrap(), r);
         assert!(decode_response(&wire[..wire.len() - 1]).is_err());
-    }
-
-    #[test]
-    fn frames_and_descriptors() {
-        let (a, b) = UnixStream::pair().unwrap();
-        write_frame(a.as_raw_fd(), Kind::Data, &[b"hel", b"lo"]).unwrap();
-        let file = std::fs::File::open("/dev/null").unwrap();
-        write_frame_with_fd(a.as_raw_fd(), Kind::File, b"x", file.as_raw_fd()).unwrap();
-        write_frame(a.as_raw_fd(), Kind::End, &[&[0]]).unwrap();
-        let big = vec![7u8; 200_000];
-        write_frame(a.as_raw_fd(), Kind::Data, &[&big]).unwrap();
-        drop(a);
-        let mut r = FrameReader::new(b.as_raw_fd());
-        assert_eq!(r.next().unwrap(), Some((Kind::Data, &b"hello"[..])));
-        assert_eq!(r.next().unwrap(), Some((Kind::File, &b"x"[..])));
-        assert!(r.take_fd().is_some());
-        assert_eq!(r.next().unwrap(), Some((Kind::End, &[0u8][..])));
-        let (k, p) = r.next().unwrap().unwrap();
-        assert_eq!((k, p.len()), (Kind::Data, 200_000));
-        assert_eq!(r.next().unwrap(), None);
-    }
-
-    #[test]
-    fn a_cut_frame_is_an_error_not_an_end() {
-        let (a, b) = UnixStream::pair().unwrap();
-        let h = header(Kind::Data, 10);
-        write_all(a.as_raw_fd(), &[&h, b"abc"]).unwrap();
-        drop(a);
-        let mut r = FrameReader::new(b.as_raw_fd());
-        assert_eq!(r.next().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -16,7 +16,6 @@ use crate::wsgi::head::RequestHead;
 use crate::wsgi::start_response::{check_header, parse_status};
 use crate::wsgi::transport::{Ending, Level, ResponseHead, Transport};
 use std::io;
-use std::mem::MaybeUninit;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -94,6 +93,12 @@ pub unsafe fn handle(
     for attempt in 1..=attempts {
         let res = connect(g).and_then(|(conn, pid)| {
             let mut payload = Vec::with_capacity(4096);
+            // Without a body, the window is moot: no socket options to set.
+            let window = match head.body_length {
+                Some(0) => 4096,
+                _ => body_window(conn.as_raw_fd()),
+            };
+            payload.extend_from_slice(&window.to_le_bytes());
             protocol::encode_head(head, &mut payload);
             protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
                 .map_err(|e| {
@@ -123,8 +128,9 @@ pub unsafe fn handle(
             fd: conn.as_raw_fd(),
             started: false,
             ended: false,
-            body: Vec::new(),
             body_done: None,
+            credit: 0,
+            body_sent: false,
             pending: Vec::new(),
             error_override,
         };
@@ -244,6 +250,36 @@ fn connect(g: &Group) -> Result<(OwnedFd, i32), Refused> {
     }
 }
 
+/// How much request body may be in flight to the daemon: what the
+/// connection's send buffer holds, grown towards WINDOW_MAX as far as
+/// net.core.wmem_max allows (the kernel reports twice what it grants to
+/// data; half of that leaves room for its per-packet overhead).
+fn body_window(fd: RawFd) -> u32 {
+    let want = protocol::WINDOW_MAX as libc::c_int;
+    let mut got: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: plain socket options on a connection this request owns, with
+    // pointers to ints that outlive the calls.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&want as *const libc::c_int).cast(),
+            int,
+        );
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut len,
+        );
+    }
+    (got as usize / 2).clamp(4096, protocol::WINDOW_MAX) as u32
+}
+
 /// A connection to the socket at `path`; a full queue is waited on for up
 /// to `wait` (a blocking connect honours the send timeout).
 fn try_connect(path: &str, wait: Duration) -> io::Result<OwnedFd> {
@@ -291,10 +327,12 @@ struct Relay<'a> {
     fd: RawFd,
     started: bool,
     ended: bool,
-    /// Request body bytes read for the daemon.
-    body: Vec<u8>,
     /// How the body ended, when that was found ahead of the daemon's asking.
     body_done: Option<Result<(), String>>,
+    /// Body bytes the daemon is ready for (its `Read` grants, less what was sent).
+    credit: usize,
+    /// The body's end (or error) went to the daemon.
+    body_sent: bool,
     /// Response data joined from frames that arrived together.
     pending: Vec<u8>,
     /// WSGIErrorOverride: a 4xx/5xx response's body is Apache's error document.
@@ -430,7 +468,7 @@ impl Relay<'_> {
             Kind::Hello => {
                 self.pid = protocol::Cursor::new(payload).u32().unwrap_or(0) as i32;
             }
-            Kind::Read => self.send_body(t, payload),
+            Kind::Read => self.on_read(t, payload),
             Kind::Log => {
                 let level = if payload.first() == Some(&1) {
                     Level::Info
@@ -541,26 +579,37 @@ impl Relay<'_> {
         unsafe { libc::poll(&mut pfd, 1, delay.as_millis().max(1) as i32) > 0 }
     }
 
-    /// Reads request body bytes for the daemon (at most what it asked for).
-    fn send_body(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) {
-        let max = protocol::Cursor::new(payload)
-            .u32()
-            .map_or(0, |m| m as usize)
-            .min(protocol::DATA_MAX);
-        self.body.clear();
-        self.body.reserve(max);
-        let spare: &mut [MaybeUninit<u8>] = &mut self.body.spare_capacity_mut()[..max];
-        // The end or an error met while filling the last block is the
-        // answer to this Read: the input filters are not asked again (after
+    /// The daemon granted credit for `payload` more body bytes: sends body
+    /// frames until it is used up or the body ends. Blocking on the client
+    /// here is what the application, which is reading, waits for; and the
+    /// writes never block, since the credit fits in the socket's buffer.
+    fn on_read(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) {
+        let more = protocol::Cursor::new(payload).u32().unwrap_or(0) as usize;
+        self.credit = self.credit.saturating_add(more);
+        while self.credit > 0 && !self.body_sent {
+            if self.send_body(t).is_err() {
+                // The daemon's end of the connection shows the failure.
+                self.body_sent = true;
+            }
+        }
+    }
+
+    /// One body frame: one blocking read, then what else has arrived (a
+    /// frame per Apache read, 8 KB, would cost the daemon a wake-up each),
+    /// or the body's end or error. The bytes go from the buckets they
+    /// arrived in straight to the socket.
+    fn send_body(&mut self, t: &mut ApacheTransport<'_>) -> io::Result<()> {
+        let max = self.credit.min(protocol::DATA_MAX);
+        // The end or an error met while filling the last frame is sent
+        // next: the input filters are not asked again (after
         // LimitRequestBody, HTTP_IN would report a clean end).
         let res = match self.body_done.take() {
             Some(Ok(())) => Ok(0),
             Some(Err(e)) => Err(e),
-            // One blocking read, then what else has arrived: a frame per
-            // Apache read (8 KB) would cost a round trip each.
-            None => t.read(spare).map(|mut n| {
+            None => t.read_held(max, true).map(|got| {
+                let mut n = got.unwrap_or(0);
                 while n > 0 && n < max {
-                    match t.read_ready(&mut spare[n..]) {
+                    match t.read_held(max - n, false) {
                         Ok(Some(0)) => {
                             self.body_done = Some(Ok(()));
                             break;
@@ -577,16 +626,24 @@ impl Relay<'_> {
             }),
         };
         let fd = self.fd;
-        // A write error shows up as the daemon's end of the connection.
-        let _ = match res {
-            Ok(0) => protocol::write_frame(fd, Kind::BodyEnd, &[]),
-            Ok(n) => {
-                // SAFETY: `read` initialised the first n bytes of the spare room.
-                unsafe { self.body.set_len(n) };
-                protocol::write_frame(fd, Kind::Body, &[&self.body])
+        match res {
+            Ok(0) => {
+                t.release_held();
+                self.body_sent = true;
+                protocol::write_frame(fd, Kind::BodyEnd, &[])
             }
-            Err(why) => protocol::write_frame(fd, Kind::BodyError, &[why.as_bytes()]),
-        };
+            Ok(n) => {
+                self.credit -= n;
+                let sent = protocol::write_frame(fd, Kind::Body, &t.held());
+                t.release_held();
+                sent
+            }
+            Err(why) => {
+                t.release_held();
+                self.body_sent = true;
+                protocol::write_frame(fd, Kind::BodyError, &[why.as_bytes()])
+            }
+        }
     }
 
     /// Checks the status and headers again: the daemon runs the

@@ -5,6 +5,7 @@
 use super::protocol::{self, FrameReader, Kind, Refusal, DATA_MAX, END_CLOSE};
 use crate::apache::log;
 use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
+use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -25,18 +26,18 @@ pub struct DaemonTransport {
     has_length: bool,
     /// Body data went out before the end.
     data_sent: bool,
-    /// A request for body bytes is outstanding.
-    asked: bool,
-    /// Body bytes received beyond what the application asked for.
-    surplus: Vec<u8>,
-    surplus_pos: usize,
+    /// How many body bytes the child may have in flight: what its socket
+    /// buffer holds, so that it never blocks writing body the application
+    /// does not read (while this side writes a large response).
+    window: usize,
+    /// Body bytes granted (`Read`) and not yet read by the application.
+    outstanding: usize,
+    /// Payload bytes of the current body frame not yet read.
+    frame_left: usize,
 }
 
-/// How many body bytes one request asks the child for.
-const READ_AHEAD: usize = 64 * 1024;
-
 impl DaemonTransport {
-    pub fn new(reader: FrameReader, head_only: bool) -> DaemonTransport {
+    pub fn new(reader: FrameReader, head_only: bool, window: usize) -> DaemonTransport {
         let fd = reader.as_raw_fd();
         DaemonTransport {
             reader,
@@ -49,9 +50,9 @@ impl DaemonTransport {
             broken: false,
             has_length: false,
             data_sent: false,
-            asked: false,
-            surplus: Vec::new(),
-            surplus_pos: 0,
+            window: window.clamp(1, protocol::WINDOW_MAX),
+            outstanding: 0,
+            frame_left: 0,
         }
     }
 
@@ -106,84 +107,82 @@ impl DaemonTransport {
         let _ = self.flush_with(&[]);
     }
 
-    /// Copies buffered body bytes into `buf`.
-    fn take_surplus(&mut self, buf: &mut [MaybeUninit<u8>]) -> usize {
-        let rest = &self.surplus[self.surplus_pos..];
-        let n = rest.len().min(buf.len());
-        for (d, s) in buf.iter_mut().zip(&rest[..n]) {
-            d.write(*s);
-        }
-        self.surplus_pos += n;
-        n
-    }
-
-    /// Keeps one request for body bytes outstanding while the body lasts.
-    fn prefetch(&mut self) -> Result<(), String> {
-        if self.asked || self.body_ended {
+    /// Keeps the child's credit topped up while the body lasts: a grant
+    /// when half the window has been read, so that the child sends several
+    /// frames per wake-up and the application rarely waits for a round trip.
+    /// The first grant waits for the application's first read: a body it
+    /// never reads does not cross the socket.
+    fn grant(&mut self) -> Result<(), String> {
+        if self.body_ended || self.outstanding > self.window / 2 {
             return Ok(());
         }
-        self.ask_body()
-    }
-
-    /// Asks the child for up to READ_AHEAD body bytes. At most one request
-    /// is outstanding, and its answer fits in the socket's buffer, so the
-    /// child never blocks writing a block the application does not read.
-    fn ask_body(&mut self) -> Result<(), String> {
-        self.asked = true;
-        let max = (READ_AHEAD as u32).to_le_bytes();
+        let more = self.window - self.outstanding;
         let h = protocol::header(Kind::Read, 4);
-        let res = protocol::write_all(self.fd, &[&h, &max]);
+        let res = protocol::write_all(self.fd, &[&h, &(more as u32).to_le_bytes()]);
+        self.outstanding = self.window;
         res.map_err(|_| {
             self.broken = true;
-            "the Apache child closed the connection".to_string()
+            gone()
         })
     }
+
+    /// Body bytes into `buf`: None (without `wait`) when none have arrived.
+    fn body(&mut self, buf: &mut [MaybeUninit<u8>], wait: bool) -> Result<Option<usize>, String> {
+        let would_block = |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock;
+        loop {
+            if self.body_ended || buf.is_empty() {
+                return Ok(Some(0));
+            }
+            if self.frame_left > 0 {
+                let n = buf.len().min(self.frame_left);
+                let ends_frame = n == self.frame_left;
+                return match self.reader.read_payload(&mut buf[..n], ends_frame, wait) {
+                    Ok(0) => Err(gone()),
+                    Ok(got) => {
+                        self.frame_left -= got;
+                        self.outstanding = self.outstanding.saturating_sub(got);
+                        self.grant()?;
+                        Ok(Some(got))
+                    }
+                    Err(e) if would_block(&e) => Ok(None),
+                    Err(_) => Err(gone()),
+                };
+            }
+            self.grant()?;
+            match self.reader.peek_header(wait) {
+                Ok(Some((Kind::Body, len))) => {
+                    self.reader.skip_header();
+                    self.frame_left = len;
+                }
+                Ok(Some(_)) => match self.reader.next() {
+                    Ok(Some((Kind::BodyEnd, _))) => self.body_ended = true,
+                    Ok(Some((Kind::BodyError, why))) => {
+                        self.body_ended = true;
+                        return Err(String::from_utf8_lossy(why).into_owned());
+                    }
+                    Ok(Some(_)) => return Err("protocol error from the Apache child".into()),
+                    Ok(None) | Err(_) => return Err(gone()),
+                },
+                Err(e) if would_block(&e) => return Ok(None),
+                Ok(None) | Err(_) => return Err(gone()),
+            }
+        }
+    }
+}
+
+fn gone() -> String {
+    "the Apache child closed the connection".to_string()
 }
 
 impl Transport for DaemonTransport {
     fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, String> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.surplus_pos < self.surplus.len() {
-            let n = self.take_surplus(buf);
-            self.prefetch()?;
-            return Ok(n);
-        }
-        if self.body_ended {
-            return Ok(0);
-        }
-        if !self.asked {
-            self.ask_body()?;
-        }
-        self.asked = false;
-        let gone = || "the Apache child closed the connection".to_string();
-        let got = match self.reader.next() {
-            Ok(Some((Kind::Body, data))) => {
-                let n = data.len().min(buf.len());
-                for (d, s) in buf.iter_mut().zip(&data[..n]) {
-                    d.write(*s);
-                }
-                self.surplus.clear();
-                self.surplus.extend_from_slice(&data[n..]);
-                self.surplus_pos = 0;
-                Ok(n)
-            }
-            Ok(Some((Kind::BodyEnd, _))) => {
-                self.body_ended = true;
-                return Ok(0);
-            }
-            Ok(Some((Kind::BodyError, why))) => {
-                self.body_ended = true;
-                return Err(String::from_utf8_lossy(why).into_owned());
-            }
-            Ok(Some(_)) => return Err("protocol error from the Apache child".into()),
-            Ok(None) | Err(_) => return Err(gone()),
-        };
-        // The next block is read by the child while the application works
-        // on this one.
-        self.prefetch()?;
-        got
+        self.body(buf, true).map(Option::unwrap_or_default)
+    }
+
+    /// What has arrived already, read with the GIL held: no hand-off to
+    /// another thread and back when the data is there.
+    fn read_ready(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<Option<usize>, String> {
+        self.body(buf, false)
     }
 
     fn head_only(&self) -> bool {

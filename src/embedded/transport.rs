@@ -37,6 +37,8 @@ pub struct ApacheTransport<'r> {
     bb: Option<Brigade<'r>>,
     /// The brigade the request body is read into.
     input: *mut sys::apr_bucket_brigade,
+    /// Body data kept in its buckets (`read_held`).
+    held: *mut sys::apr_bucket_brigade,
     input_ended: bool,
     /// Whether every output filter passes data straight on (see above).
     pass_through: Option<bool>,
@@ -76,6 +78,7 @@ impl<'r> ApacheTransport<'r> {
             r,
             bb: None,
             input: std::ptr::null_mut(),
+            held: std::ptr::null_mut(),
             input_ended: false,
             pass_through: None,
             staged: None,
@@ -108,20 +111,16 @@ impl<'r> ApacheTransport<'r> {
         self.staged.take().is_none_or(|mut bb| bb.pass())
     }
 
-    /// Reads up to `buf.len()` body bytes through the input filters.
-    /// Ok(None): nothing available now (non-blocking reads only).
-    fn read_filtered(
-        &mut self,
-        buf: &mut [MaybeUninit<u8>],
-        block: bool,
-    ) -> Result<Option<usize>, String> {
-        if self.input_ended || buf.is_empty() {
+    /// Reads up to `max` body bytes through the input filters into
+    /// `self.input`. Ok(None): nothing available now (non-blocking reads
+    /// only); otherwise how many bytes the brigade holds.
+    fn get_body(&mut self, max: usize, block: bool) -> Result<Option<usize>, String> {
+        if self.input_ended || max == 0 {
             return Ok(Some(0));
         }
         let r = self.r;
-        // SAFETY: r, its pool, connection and input filters are live; the
-        // brigade is emptied before returning; flatten writes at most
-        // buf.len() bytes into buf.
+        // SAFETY: r, its pool, connection and input filters are live; on
+        // every error path the brigade is emptied before returning.
         unsafe {
             if self.input.is_null() {
                 self.input = sys::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
@@ -137,7 +136,7 @@ impl<'r> ApacheTransport<'r> {
                 bb,
                 sys::ap_input_mode_t_AP_MODE_READBYTES,
                 mode,
-                buf.len() as i64,
+                max as i64,
             );
             if !block && rv == libc::EAGAIN {
                 sys::apr_brigade_cleanup(bb.cast());
@@ -149,17 +148,112 @@ impl<'r> ApacheTransport<'r> {
                 return Err(read_failure(rv).to_string());
             }
             let eos = sys::wsgi_rs_brigade_ends_with_eos(bb) != 0;
-            let mut len = buf.len();
-            let rv = sys::apr_brigade_flatten(bb, buf.as_mut_ptr().cast(), &mut len);
-            sys::apr_brigade_cleanup(bb.cast());
-            if rv != sys::APR_SUCCESS {
+            let mut len: sys::apr_off_t = 0;
+            if sys::apr_brigade_length(bb, 1, &mut len) != sys::APR_SUCCESS {
+                sys::apr_brigade_cleanup(bb.cast());
                 return Err("the request body could not be read".to_string());
             }
-            (*r).read_length += len as i64;
+            (*r).read_length += len;
             if eos {
                 self.input_ended = true;
             }
+            let len = len as usize;
             Ok((len > 0 || eos || block).then_some(len))
+        }
+    }
+
+    /// Reads up to `buf.len()` body bytes through the input filters.
+    /// Ok(None): nothing available now (non-blocking reads only).
+    fn read_filtered(
+        &mut self,
+        buf: &mut [MaybeUninit<u8>],
+        block: bool,
+    ) -> Result<Option<usize>, String> {
+        let got = self.get_body(buf.len(), block)?;
+        if got.unwrap_or(0) == 0 {
+            return Ok(got);
+        }
+        let bb = self.input;
+        let mut len = buf.len();
+        // SAFETY: get_body filled bb with at most buf.len() bytes; flatten
+        // writes at most `len` bytes into buf; the brigade is emptied.
+        let rv = unsafe {
+            let rv = sys::apr_brigade_flatten(bb, buf.as_mut_ptr().cast(), &mut len);
+            sys::apr_brigade_cleanup(bb.cast());
+            rv
+        };
+        if rv != sys::APR_SUCCESS {
+            return Err("the request body could not be read".to_string());
+        }
+        Ok(Some(len))
+    }
+
+    /// Like `read`/`read_ready`, but the bytes stay in the buckets they
+    /// arrived in, held until `release_held`: daemon mode writes them to
+    /// the daemon's socket from there, without copying them first.
+    pub fn read_held(&mut self, max: usize, block: bool) -> Result<Option<usize>, String> {
+        for _ in 0..64 {
+            let got = self.get_body(max, block)?;
+            if got.unwrap_or(0) > 0 {
+                // Set aside, then moved to `held`: a filter may hand out
+                // transient buckets over a buffer it reuses on the next
+                // read (mod_ssl does); setting them aside copies those only.
+                let r = self.r;
+                // SAFETY: r, its input filters and pool are live; both
+                // brigades belong to r (save_brigade creates `held` if null).
+                let rv = unsafe {
+                    sys::ap_save_brigade(
+                        (*r).input_filters,
+                        &mut self.held,
+                        &mut self.input,
+                        (*r).pool,
+                    )
+                };
+                if rv != sys::APR_SUCCESS {
+                    return Err("the request body could not be read".to_string());
+                }
+                return Ok(got);
+            }
+            // SAFETY: input is live (get_body created it or returned early).
+            if !self.input.is_null() {
+                unsafe { sys::apr_brigade_cleanup(self.input.cast()) };
+            }
+            // A blocking read that returned only metadata is read again.
+            if !block || self.input_ended {
+                return Ok(got);
+            }
+        }
+        Err("the input filters returned no data".to_string())
+    }
+
+    /// The bytes `read_held` holds, in order; they stay valid until
+    /// `release_held`.
+    pub fn held(&self) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        if self.held.is_null() {
+            return out;
+        }
+        // SAFETY: held is a live brigade; its buckets' data stays in place
+        // until the brigade is cleaned up, which needs `&mut self`.
+        unsafe {
+            let mut b = sys::wsgi_rs_brigade_next(self.held, std::ptr::null_mut());
+            while !b.is_null() {
+                let mut data: *const libc::c_char = std::ptr::null();
+                let mut len: sys::apr_size_t = 0;
+                if sys::wsgi_rs_bucket_read(b, &mut data, &mut len) == sys::APR_SUCCESS && len > 0 {
+                    out.push(std::slice::from_raw_parts(data.cast::<u8>(), len));
+                }
+                b = sys::wsgi_rs_brigade_next(self.held, b);
+            }
+        }
+        out
+    }
+
+    /// Frees what `read_held` held.
+    pub fn release_held(&mut self) {
+        if !self.held.is_null() {
+            // SAFETY: held is a live brigade of this request.
+            unsafe { sys::apr_brigade_cleanup(self.held.cast()) };
         }
     }
 

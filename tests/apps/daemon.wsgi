@@ -58,6 +58,11 @@ def application(environ, start_response):
     if op == '/status':
         start_response('%s Whatever' % q, [('Content-Type', 'text/plain')])
         return [b'the application body']
+    if op == '/partial':  # reads the first q bytes of the body, then answers 8 MiB
+        got = len(environ['wsgi.input'].read(int(q)))
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'),
+                                  ('X-Read', str(got))])
+        return [bytes(range(256)) * 4096 for _ in range(8)]
     if op == '/echo':
         body = environ['wsgi.input'].read()
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
