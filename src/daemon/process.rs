@@ -677,10 +677,28 @@ fn worker(state: &Arc<State>, n: usize) {
 fn next_connection(state: &State) -> Option<OwnedFd> {
     let _turn = state.accept_lock.lock().unwrap_or_else(|e| e.into_inner());
     let listener = state.group.listener;
+    // Under load a connection is usually queued already: accept first,
+    // and poll only when there is none.
+    let mut ready = true;
     loop {
         let mode = state.mode();
         if mode == STOP {
             return None;
+        }
+        if ready {
+            // SAFETY: accept on the (non-blocking) listener; the new descriptor is ours.
+            let fd = unsafe {
+                libc::accept4(
+                    listener,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: a fresh descriptor from accept4.
+                return Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
         }
         let mut fds = [
             libc::pollfd {
@@ -703,21 +721,7 @@ fn next_connection(state: &State) -> Option<OwnedFd> {
             state.set_mode(STOP);
             return None;
         }
-        if fds[0].revents & libc::POLLIN != 0 {
-            // SAFETY: accept on the (non-blocking) listener; the new descriptor is ours.
-            let fd = unsafe {
-                libc::accept4(
-                    listener,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_CLOEXEC,
-                )
-            };
-            if fd >= 0 {
-                // SAFETY: a fresh descriptor from accept4.
-                return Some(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
+        ready = fds[0].revents & libc::POLLIN != 0;
     }
 }
 

@@ -434,6 +434,15 @@ impl Relay<'_> {
     /// Response data: sent straight from the reader's buffer when nothing
     /// else is pending, joined with what follows when more is here.
     fn on_data(&mut self, t: &mut ApacheTransport<'_>, at: std::ops::Range<usize>) -> Step {
+        if self.pending.is_empty() && self.reader.next_is(Kind::End) {
+            // The last block (a list's body, usually): it goes out with the
+            // end of the response, from the reader's buffer, not joined.
+            self.ended = true;
+            if t.end(&[self.reader.payload(at)], Ending::Now).is_err() {
+                return Break(self.client_gone(t));
+            }
+            return Continue(());
+        }
         if self.pending.is_empty() && !self.more_soon() {
             if t.send(&[self.reader.payload(at)]).is_err() {
                 return Break(self.client_gone(t));

@@ -34,6 +34,11 @@ impl FrameReader {
         avail.len() >= HEADER && avail.len() - HEADER >= frame_len(avail)
     }
 
+    /// Whether the next frame, already buffered whole, is a `kind` (reads nothing).
+    pub fn next_is(&self, kind: Kind) -> bool {
+        self.has_frame() && self.buf[self.start] == kind as u8
+    }
+
     /// The next frame, or None at a clean end of stream (between frames).
     /// A stream that ends inside a frame is an `UnexpectedEof` error.
     pub fn next(&mut self) -> io::Result<Option<(Kind, &[u8])>> {
@@ -58,7 +63,9 @@ impl FrameReader {
                     return Ok(Some((kind, p..p + len)));
                 }
                 if HEADER + len > self.buf.len() {
-                    self.buf.resize(HEADER + len, 0);
+                    // With room for the small frames that usually follow
+                    // (a response's End), so that one read takes them too.
+                    self.buf.resize(HEADER + len + 4096, 0);
                 }
             }
             if self.start > 0 && (self.end == self.start || self.buf.len() - self.end < 4096) {
