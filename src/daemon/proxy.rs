@@ -608,7 +608,7 @@ impl Relay<'_> {
     /// or the body's end or error. The bytes go from the buckets they
     /// arrived in straight to the socket.
     fn send_body(&mut self, t: &mut ApacheTransport<'_>) -> io::Result<()> {
-        let max = self.credit.min(protocol::DATA_MAX);
+        let max = self.credit.min(protocol::BODY_FRAME_MAX);
         // The end or an error met while filling the last frame is sent
         // next: the input filters are not asked again (after
         // LimitRequestBody, HTTP_IN would report a clean end).
