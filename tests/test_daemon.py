@@ -597,5 +597,9 @@ def test_a_group_defined_in_a_vhost_logs_to_that_vhosts_error_log(server, public
     assert wait_until(lambda: vlog.exists() and 'service script running' in vlog.read_text())
     text = vlog.read_text()
     assert "Starting process 'vlog'" in text  # the process's own lines
+    # Descriptor 2 (C extensions, faulthandler) goes there too.
+    pid = info(a, '/d/fd2', headers={'Host': 'logs.test'})['pid']
+    assert wait_until(lambda: 'written to descriptor 2 by %d' % pid in vlog.read_text())
     main = a.error_log()
     assert 'service script running' not in main and "Starting process 'vlog'" not in main
+    assert 'written to descriptor 2' not in main

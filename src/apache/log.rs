@@ -28,6 +28,31 @@ pub unsafe fn set_process_server(s: *mut sys::server_rec) {
     PROCESS_SERVER.store(s, Ordering::SeqCst);
 }
 
+/// Points this process's standard error at `s`'s own error log, when it
+/// has one (a file or a piped logger; not syslog): what C code or Python
+/// writes to descriptor 2 lands with the server's other lines, as in
+/// mod_wsgi's daemon processes.
+///
+/// # Safety
+/// `s` must be NULL or a server record that outlives the call.
+pub unsafe fn redirect_stderr(s: *mut sys::server_rec) {
+    // SAFETY: s and ap_server_conf are live server records (contract);
+    // apr_os_file_get only reads the file's descriptor, which dup2 copies.
+    unsafe {
+        if s.is_null() || (*s).error_log.is_null() {
+            return;
+        }
+        let main = sys::ap_server_conf;
+        if !main.is_null() && (*main).error_log == (*s).error_log {
+            return;
+        }
+        let mut fd: sys::apr_os_file_t = -1;
+        if sys::apr_os_file_get(&mut fd, (*s).error_log) == sys::APR_SUCCESS && fd > 2 {
+            libc::dup2(fd, 2);
+        }
+    }
+}
+
 /// Logs to this process's error log (no request context). Thread-safe.
 pub fn server(lvl: Level, msg: &str) {
     let own = PROCESS_SERVER.load(Ordering::SeqCst);

@@ -196,7 +196,11 @@ fn serve_process(
     }
     if let Some(vhost) = &group.def.server_name {
         // SAFETY: the server records live as long as this process.
-        unsafe { log::set_process_server(find_server(vhost)) };
+        unsafe {
+            let s = find_server(vhost);
+            log::set_process_server(s);
+            log::redirect_stderr(s);
+        }
     }
     if !delay.is_zero() {
         std::thread::sleep(delay);

@@ -1,7 +1,8 @@
 //! The daemon side of a request: the WSGI core's transport over the
-//! connection from an Apache child (see `protocol`). The body is asked for
-//! as the application reads it; the response goes out as frames the child
-//! turns into brigades, so Apache's output filters still apply.
+//! connection from an Apache child (see `protocol`). Once the application
+//! reads, the body flows on credit and is read straight into its buffers;
+//! the response goes out as frames the child turns into brigades, so
+//! Apache's output filters still apply.
 use super::protocol::{self, FrameReader, Kind, Refusal, DATA_MAX, END_CLOSE};
 use crate::apache::log;
 use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Transport};

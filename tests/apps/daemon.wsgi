@@ -58,6 +58,8 @@ def application(environ, start_response):
     if op == '/status':
         start_response('%s Whatever' % q, [('Content-Type', 'text/plain')])
         return [b'the application body']
+    if op == '/fd2':  # C-level output: straight to descriptor 2
+        os.write(2, b'written to descriptor 2 by %d\n' % os.getpid())
     if op == '/partial':  # reads the first q bytes of the body, then answers 8 MiB
         got = len(environ['wsgi.input'].read(int(q)))
         start_response('200 OK', [('Content-Type', 'application/octet-stream'),
