@@ -226,114 +226,145 @@ pub fn parse(
                 "Invalid option to WSGI daemon process definition: '{opt}' (expected key=value)."
             ));
         };
-        match key {
-            "processes" => {
-                g.processes = int(key, v, 1, 10000)?;
-                g.multiprocess = true;
-            }
-            "threads" => g.threads = int(key, v, 0, 65533)?,
-            "display-name" => g.display_name = Some(v.to_string()),
-            "user" => g.user = Some(account(v, |n| accounts.user(n), "user")?),
-            "group" => g.group = Some(account(v, |n| accounts.group(n), "group")?),
-            "supplementary-groups" => {
-                let ids = v
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| account(s, |n| accounts.group(n), "group").map(|a| a.id))
-                    .collect::<Result<Vec<_>, _>>()?;
-                g.supplementary_groups = Some(ids);
-            }
-            "umask" => {
-                g.umask = Some(
-                    u32::from_str_radix(v, 8)
-                        .ok()
-                        .filter(|m| *m <= 0o777)
-                        .ok_or_else(|| format!("Invalid umask '{v}' (expected octal, e.g. 0022)."))?,
-                )
-            }
-            "home" => g.home = Some(absolute(key, v)?),
-            "lang" => g.lang = Some(v.to_string()),
-            "locale" => g.locale = Some(v.to_string()),
-            "python-home" => g.python_home = Some(absolute(key, v)?),
-            "python-path" => {
-                g.python_path = v
-                    .split(':')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
-            "python-eggs" => g.python_eggs = Some(v.to_string()),
-            "switch-interval" => {
-                let s = seconds(key, v)?.as_secs_f64();
-                if s <= 0.0 {
-                    return Err("switch-interval must be greater than 0.".into());
-                }
-                g.switch_interval = Some(s);
-            }
-            "stack-size" => g.stack_size = Some(int(key, v, 65536, 1 << 30)?),
-            "maximum-requests" => g.maximum_requests = int(key, v, 0, u64::MAX)?,
-            "restart-interval" => g.restart_interval = optional(seconds(key, v)?),
-            "inactivity-timeout" => g.inactivity_timeout = optional(seconds(key, v)?),
-            "graceful-timeout" => g.graceful_timeout = seconds(key, v)?,
-            "shutdown-timeout" => g.shutdown_timeout = seconds(key, v)?,
-            "connect-timeout" => g.connect_timeout = seconds(key, v)?,
-            "socket-timeout" => g.socket_timeout = optional(seconds(key, v)?),
-            "listen-backlog" => g.listen_backlog = int(key, v, 1, 65535)?,
-            "socket-user" => g.socket_user = Some(account(v, |n| accounts.user(n), "user")?),
-            "cpu-time-limit" => g.cpu_time_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0),
-            "cpu-priority" => g.cpu_priority = int(key, v, -20, 20)?,
-            "memory-limit" => g.memory_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0),
-            "virtual-memory-limit" => {
-                g.virtual_memory_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0)
-            }
-            "send-buffer-size" => {
-                g.send_buffer_size = Some(int(key, v, 0, 1 << 30)?).filter(|&n| n > 0);
-                check_buffer(key, g.send_buffer_size)?;
-            }
-            "receive-buffer-size" => {
-                g.receive_buffer_size = Some(int(key, v, 0, 1 << 30)?).filter(|&n| n > 0);
-                check_buffer(key, g.receive_buffer_size)?;
-            }
-            "header-buffer-size" => g.header_buffer_size = int(key, v, 8192, 1 << 30)?,
-            "queue-timeout" => g.queue_timeout = optional(seconds(key, v)?),
-            "request-timeout" => g.request_timeout = optional(seconds(key, v)?),
-            "interrupt-timeout" => g.interrupt_timeout = optional(seconds(key, v)?),
-            "startup-timeout" => g.startup_timeout = optional(seconds(key, v)?),
-            "deadlock-timeout" => g.deadlock_timeout = optional(seconds(key, v)?),
-            "eviction-timeout" => g.eviction_timeout = optional(seconds(key, v)?),
-            "response-buffer-size" => g.response_buffer_size = int(key, v, 65536, 1 << 30)?,
-            "response-socket-timeout" => {
-                g.response_socket_timeout = optional(seconds(key, v)?)
-            }
-            "response-flush-delay" => {
-                g.response_flush_delay = Duration::from_millis(int(key, v, 0, 60_000)?)
-            }
-            "script-user" => g.script_user = Some(account(v, |n| accounts.user(n), "user")?),
-            "script-group" => g.script_group = Some(account(v, |n| accounts.group(n), "group")?),
-            "chroot" => {
-                return Err("chroot= is deprecated in mod_wsgi and not supported by mod_wsgi_rs: use a container or a separate Apache instead.".into())
-            }
-            "newrelic-config-file" | "newrelic-environment" => {
-                return Err(format!(
-                    "{key}= was removed in mod_wsgi 6 and is not supported by mod_wsgi_rs: configure the New Relic agent from the application instead."
-                ))
-            }
-            k if NOT_BUILT.contains(&k) => {
-                return Err(format!(
-                    "The WSGIDaemonProcess option {k}= is not supported by this version of mod_wsgi_rs yet."
-                ))
-            }
-            _ => {
-                return Err(format!(
-                    "Invalid option to WSGI daemon process definition: '{key}'."
-                ))
-            }
+        if let Some(slot) = optional_timeout(&mut g, key) {
+            *slot = optional(seconds(key, v)?);
+        } else if !identity_option(&mut g, key, v, accounts)? {
+            other_option(&mut g, key, v)?;
         }
     }
     if g.script_user.is_some() && g.script_group.is_some() {
         return Err("Only one of script-user and script-group allowed.".into());
     }
     Ok(g)
+}
+
+/// The field of a timeout option whose 0 means "none".
+fn optional_timeout<'g>(g: &'g mut DaemonGroup, key: &str) -> Option<&'g mut Option<Duration>> {
+    Some(match key {
+        "restart-interval" => &mut g.restart_interval,
+        "inactivity-timeout" => &mut g.inactivity_timeout,
+        "socket-timeout" => &mut g.socket_timeout,
+        "queue-timeout" => &mut g.queue_timeout,
+        "request-timeout" => &mut g.request_timeout,
+        "interrupt-timeout" => &mut g.interrupt_timeout,
+        "startup-timeout" => &mut g.startup_timeout,
+        "deadlock-timeout" => &mut g.deadlock_timeout,
+        "eviction-timeout" => &mut g.eviction_timeout,
+        "response-socket-timeout" => &mut g.response_socket_timeout,
+        _ => return None,
+    })
+}
+
+/// Who the processes run as, and who may own their scripts. False: not
+/// one of these options.
+fn identity_option(
+    g: &mut DaemonGroup,
+    key: &str,
+    v: &str,
+    accounts: &dyn Accounts,
+) -> Result<bool, String> {
+    let user = |n: &str| account(n, |n| accounts.user(n), "user");
+    let group = |n: &str| account(n, |n| accounts.group(n), "group");
+    match key {
+        "user" => g.user = Some(user(v)?),
+        "group" => g.group = Some(group(v)?),
+        "supplementary-groups" => {
+            let ids = v
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| group(s).map(|a| a.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            g.supplementary_groups = Some(ids);
+        }
+        "socket-user" => g.socket_user = Some(user(v)?),
+        "script-user" => g.script_user = Some(user(v)?),
+        "script-group" => g.script_group = Some(group(v)?),
+        "umask" => {
+            g.umask = Some(
+                u32::from_str_radix(v, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| format!("Invalid umask '{v}' (expected octal, e.g. 0022)."))?,
+            )
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Every other option, and the refused ones.
+fn other_option(g: &mut DaemonGroup, key: &str, v: &str) -> Result<(), String> {
+    match key {
+        "processes" => {
+            g.processes = int(key, v, 1, 10000)?;
+            g.multiprocess = true;
+        }
+        "threads" => g.threads = int(key, v, 0, 65533)?,
+        "display-name" => g.display_name = Some(v.to_string()),
+        "home" => g.home = Some(absolute(key, v)?),
+        "lang" => g.lang = Some(v.to_string()),
+        "locale" => g.locale = Some(v.to_string()),
+        "python-home" => g.python_home = Some(absolute(key, v)?),
+        "python-path" => {
+            g.python_path = v
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        }
+        "python-eggs" => g.python_eggs = Some(v.to_string()),
+        "switch-interval" => {
+            let s = seconds(key, v)?.as_secs_f64();
+            if s <= 0.0 {
+                return Err("switch-interval must be greater than 0.".into());
+            }
+            g.switch_interval = Some(s);
+        }
+        "stack-size" => g.stack_size = Some(int(key, v, 65536, 1 << 30)?),
+        "maximum-requests" => g.maximum_requests = int(key, v, 0, u64::MAX)?,
+        "graceful-timeout" => g.graceful_timeout = seconds(key, v)?,
+        "shutdown-timeout" => g.shutdown_timeout = seconds(key, v)?,
+        "connect-timeout" => g.connect_timeout = seconds(key, v)?,
+        "listen-backlog" => g.listen_backlog = int(key, v, 1, 65535)?,
+        "cpu-time-limit" => g.cpu_time_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0),
+        "cpu-priority" => g.cpu_priority = int(key, v, -20, 20)?,
+        "memory-limit" => g.memory_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0),
+        "virtual-memory-limit" => {
+            g.virtual_memory_limit = Some(int(key, v, 0, u64::MAX)?).filter(|&n| n > 0)
+        }
+        "send-buffer-size" => {
+            g.send_buffer_size = Some(int(key, v, 0, 1 << 30)?).filter(|&n| n > 0);
+            check_buffer(key, g.send_buffer_size)?;
+        }
+        "receive-buffer-size" => {
+            g.receive_buffer_size = Some(int(key, v, 0, 1 << 30)?).filter(|&n| n > 0);
+            check_buffer(key, g.receive_buffer_size)?;
+        }
+        "header-buffer-size" => g.header_buffer_size = int(key, v, 8192, 1 << 30)?,
+        "response-buffer-size" => g.response_buffer_size = int(key, v, 65536, 1 << 30)?,
+        "response-flush-delay" => {
+            g.response_flush_delay = Duration::from_millis(int(key, v, 0, 60_000)?)
+        }
+        "chroot" => {
+            return Err("chroot= is deprecated in mod_wsgi and not supported by mod_wsgi_rs: use a container or a separate Apache instead.".into())
+        }
+        "newrelic-config-file" | "newrelic-environment" => {
+            return Err(format!(
+                "{key}= was removed in mod_wsgi 6 and is not supported by mod_wsgi_rs: configure the New Relic agent from the application instead."
+            ))
+        }
+        k if NOT_BUILT.contains(&k) => {
+            return Err(format!(
+                "The WSGIDaemonProcess option {k}= is not supported by this version of mod_wsgi_rs yet."
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "Invalid option to WSGI daemon process definition: '{key}'."
+            ))
+        }
+    }
+    Ok(())
 }
 
 fn check_buffer(key: &str, v: Option<u32>) -> Result<(), String> {

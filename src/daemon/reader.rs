@@ -68,10 +68,8 @@ impl FrameReader {
                     self.buf.resize(HEADER + len + 4096, 0);
                 }
             }
-            if self.start > 0 && (self.end == self.start || self.buf.len() - self.end < 4096) {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
+            if self.end == self.start || self.buf.len() - self.end < 4096 {
+                self.compact();
             }
             let n = self.fill()?;
             if n == 0 {
@@ -95,11 +93,7 @@ impl FrameReader {
     /// Without `wait`, an incomplete header is `WouldBlock`.
     pub fn peek_header(&mut self, wait: bool) -> io::Result<Option<(Kind, usize)>> {
         while self.end - self.start < HEADER {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
+            self.compact();
             let want = HEADER - self.end;
             let iov = libc::iovec {
                 iov_base: self.buf[self.end..].as_mut_ptr().cast(),
@@ -167,6 +161,15 @@ impl FrameReader {
             self.end = n - dest.len();
         }
         Ok(n.min(dest.len()))
+    }
+
+    /// Moves the unread bytes to the front of the buffer.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
     }
 
     /// A descriptor that came with the frames read so far.

@@ -113,11 +113,23 @@ impl<'r> ApacheTransport<'r> {
 
     /// Reads up to `max` body bytes through the input filters into
     /// `self.input`. Ok(None): nothing available now (non-blocking reads
-    /// only); otherwise how many bytes the brigade holds.
+    /// only); otherwise how many bytes the brigade holds (none: it is empty).
     fn get_body(&mut self, max: usize, block: bool) -> Result<Option<usize>, String> {
         if self.input_ended || max == 0 {
             return Ok(Some(0));
         }
+        // A blocking read that returned only metadata is read again (a
+        // filter that never returns data nor an end is an error).
+        for _ in 0..64 {
+            match self.get_body_once(max, block)? {
+                Some(0) if block && !self.input_ended => continue,
+                got => return Ok(got),
+            }
+        }
+        Err("the input filters returned no data".to_string())
+    }
+
+    fn get_body_once(&mut self, max: usize, block: bool) -> Result<Option<usize>, String> {
         let r = self.r;
         // SAFETY: r, its pool, connection and input filters are live; on
         // every error path the brigade is emptied before returning.
@@ -157,6 +169,9 @@ impl<'r> ApacheTransport<'r> {
             if eos {
                 self.input_ended = true;
             }
+            if len == 0 {
+                sys::apr_brigade_cleanup(bb.cast());
+            }
             let len = len as usize;
             Ok((len > 0 || eos || block).then_some(len))
         }
@@ -192,38 +207,27 @@ impl<'r> ApacheTransport<'r> {
     /// arrived in, held until `release_held`: daemon mode writes them to
     /// the daemon's socket from there, without copying them first.
     pub fn read_held(&mut self, max: usize, block: bool) -> Result<Option<usize>, String> {
-        for _ in 0..64 {
-            let got = self.get_body(max, block)?;
-            if got.unwrap_or(0) > 0 {
-                // Set aside, then moved to `held`: a filter may hand out
-                // transient buckets over a buffer it reuses on the next
-                // read (mod_ssl does); setting them aside copies those only.
-                let r = self.r;
-                // SAFETY: r, its input filters and pool are live; both
-                // brigades belong to r (save_brigade creates `held` if null).
-                let rv = unsafe {
-                    sys::ap_save_brigade(
-                        (*r).input_filters,
-                        &mut self.held,
-                        &mut self.input,
-                        (*r).pool,
-                    )
-                };
-                if rv != sys::APR_SUCCESS {
-                    return Err("the request body could not be read".to_string());
-                }
-                return Ok(got);
-            }
-            // SAFETY: input is live (get_body created it or returned early).
-            if !self.input.is_null() {
-                unsafe { sys::apr_brigade_cleanup(self.input.cast()) };
-            }
-            // A blocking read that returned only metadata is read again.
-            if !block || self.input_ended {
-                return Ok(got);
+        let got = self.get_body(max, block)?;
+        if got.unwrap_or(0) > 0 {
+            // Set aside, then moved to `held`: a filter may hand out
+            // transient buckets over a buffer it reuses on the next read
+            // (mod_ssl does); setting them aside copies those only.
+            let r = self.r;
+            // SAFETY: r, its input filters and pool are live; both
+            // brigades belong to r (save_brigade creates `held` if null).
+            let rv = unsafe {
+                sys::ap_save_brigade(
+                    (*r).input_filters,
+                    &mut self.held,
+                    &mut self.input,
+                    (*r).pool,
+                )
+            };
+            if rv != sys::APR_SUCCESS {
+                return Err("the request body could not be read".to_string());
             }
         }
-        Err("the input filters returned no data".to_string())
+        Ok(got)
     }
 
     /// The bytes `read_held` holds, in order; they stay valid until
@@ -336,16 +340,8 @@ impl<'r> ApacheTransport<'r> {
 
 impl Transport for ApacheTransport<'_> {
     fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, String> {
-        // A blocking read that returned only metadata is read again (a
-        // filter that never returns data nor an end is an error).
-        for _ in 0..64 {
-            match self.read_filtered(buf, true)? {
-                Some(0) if !self.input_ended => continue,
-                Some(n) => return Ok(n),
-                None => continue,
-            }
-        }
-        Err("the input filters returned no data".to_string())
+        // A blocking read always has an answer (get_body retries).
+        self.read_filtered(buf, true).map(Option::unwrap_or_default)
     }
 
     fn read_ready(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<Option<usize>, String> {
