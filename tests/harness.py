@@ -120,8 +120,11 @@ GracefulShutdownTimeout 5
 """)
 
     def start(self, expect_fail=False):
+        # WSGI_RS_TEST_HOOKS: the module's test-only functions (a panic at the
+        # Rust boundary) exist in every interpreter.
+        env = dict(os.environ, WSGI_RS_TEST_HOOKS='1')
         proc = subprocess.run([HTTPD, '-f', self.conf_path, '-k', 'start'],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, env=env)
         self.start_output = proc.stdout + proc.stderr
         if expect_fail:
             return proc.returncode

@@ -66,7 +66,8 @@ def test_wsgi_keys(apache):
     assert e['wsgi.errors']['type'] == 'Log'
     assert e['wsgi.file_wrapper']['type'] == 'type'
     assert e['mod_wsgi.process_group'] == group
-    assert e['mod_wsgi.application_group'] == ''
+    # The default application group is mod_wsgi's %{RESOURCE}.
+    assert e['mod_wsgi.application_group'] == '127.0.0.1:%d|/env' % apache.port
     assert e['mod_wsgi.callable_object'] == 'application'
     assert e['mod_wsgi.request_handler'] == 'wsgi-script'
     assert e['mod_wsgi.script_reloading'] == '1'
@@ -93,7 +94,7 @@ def test_mod_wsgi_and_apache_modules(apache):
     threads = 8 if apache.mpm != 'prefork' else 1
     processes = 1 if apache.mpm != 'prefork' else 4
     group = 'testd' if apache.mode == 'daemon' else ''
-    assert m['mod_wsgi']['process_group'] == group and m['mod_wsgi']['application_group'] == ''
+    assert m['mod_wsgi']['process_group'] == group and m['mod_wsgi']['application_group'] == '127.0.0.1:%d|/modules' % apache.port
     a = m['apache']
     assert a['mpm_name'] == apache.mpm
     assert (a['threads_per_process'], a['maximum_processes']) == (threads, processes)

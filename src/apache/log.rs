@@ -11,6 +11,7 @@ pub use sys::{APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_WARNING as WARNING};
 pub fn level(level: Level) -> i32 {
     match level {
         Level::Error => ERR,
+        Level::Warning => WARNING,
         Level::Info => INFO,
     }
 }

@@ -3,7 +3,7 @@
 use super::{
     daemon, parse_flag, python, AliasOptions, DirConfig, GroupSpec, ScriptAlias, ServerConfig,
 };
-use crate::apache::{self, log, sys};
+use crate::apache::{self, sys};
 use crate::config::alias::{Matcher, Regex};
 use std::ffi::{c_char, c_void, CString};
 
@@ -96,26 +96,17 @@ unsafe fn apply_named(
             // which only this directive call touches while it is parsed (also
             // for .htaccess files, parsed per request into a fresh record).
             let dir = unsafe { &mut *(mconfig as *mut DirConfig) };
-            // SAFETY: cmd is live during configuration.
-            unsafe { dir_directive(name, &w, cmd, dir) }
+            dir_directive(name, &w, dir)
         }
     }
 }
 
 /// Directives stored in the per-directory record (also .htaccess).
-unsafe fn dir_directive(
-    name: &str,
-    w: &[String],
-    cmd: *mut sys::cmd_parms,
-    dir: &mut DirConfig,
-) -> Result<(), String> {
+fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), String> {
     match name {
         "WSGICallableObject" => dir.callable_object = Some(callable_object(one(name, w)?)?),
         "WSGIApplicationGroup" => {
-            let spec = GroupSpec::parse(one(name, w)?)?;
-            // SAFETY: cmd and its server are live during configuration.
-            unsafe { warn_group((*cmd).server, &spec) };
-            dir.application_group = Some(spec);
+            dir.application_group = Some(GroupSpec::parse(one(name, w)?)?);
         }
         "WSGIPassAuthorization" => dir.pass_authorization = Some(parse_flag(name, one(name, w)?)?),
         "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, w)?)?),
@@ -150,7 +141,7 @@ unsafe fn server_directive(
     match name {
         "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
             // SAFETY: the configuration pool and server are live.
-            let alias = unsafe { script_alias(name, w, (*cmd).pool, (*cmd).server) }?;
+            let alias = unsafe { script_alias(name, w, (*cmd).pool) }?;
             srv.aliases.push(alias);
         }
         "WSGIPythonHome" => {
@@ -314,7 +305,6 @@ unsafe fn script_alias(
     name: &str,
     w: &[String],
     pool: *mut sys::apr_pool_t,
-    server: *mut sys::server_rec,
 ) -> Result<ScriptAlias, String> {
     if w.len() < 2 {
         return Err(format!("{name} needs a URL and a script path."));
@@ -337,10 +327,7 @@ unsafe fn script_alias(
                 options.process_group = Some(group);
             }
             "application-group" => {
-                let spec = GroupSpec::parse(v)?;
-                // SAFETY: server is live during configuration.
-                unsafe { warn_group(server, &spec) };
-                options.application_group = Some(spec);
+                options.application_group = Some(GroupSpec::parse(v)?);
             }
             "callable-object" => options.callable_object = Some(callable_object(v)?),
             "pass-authorization" => {
@@ -378,18 +365,6 @@ unsafe fn script_alias(
         target,
         options,
     })
-}
-
-/// Until sub-interpreters exist, every group runs in the main interpreter.
-unsafe fn warn_group(server: *mut sys::server_rec, spec: &GroupSpec) {
-    if !spec.is_global() {
-        let msg = format!(
-            "mod_wsgi_rs: application group '{}' runs in the main interpreter (%{{GLOBAL}}): sub-interpreters are not supported by this version yet.",
-            spec.describe()
-        );
-        // SAFETY: server is live during configuration.
-        unsafe { log::error(server, log::WARNING, &msg) };
-    }
 }
 
 /// Why a mod_wsgi directive that this version does not implement stops Apache.

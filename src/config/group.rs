@@ -45,20 +45,116 @@ impl GroupSpec {
             GroupSpec::Literal(n) => n.clone(),
         }
     }
+}
 
-    pub fn is_global(&self) -> bool {
-        matches!(self, GroupSpec::Global)
+/// What a request tells the expansions.
+pub struct GroupFacts<'a> {
+    /// The virtual host's ServerName.
+    pub server_name: &'a str,
+    /// The request's host name (Host header, without the port), if any.
+    pub host: Option<&'a str>,
+    /// The port the request came in on, as the server sees it.
+    pub port: u16,
+    /// SCRIPT_NAME, with runs of '/' already collapsed.
+    pub script_name: &'a str,
+    /// WSGICaseSensitivity: Off lower-cases SCRIPT_NAME in %{RESOURCE}.
+    pub case_sensitive: bool,
+    /// %{ENV:name}: request notes, then the request environment, then the
+    /// process environment.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+fn with_port(host: &str, port: u16) -> String {
+    if port == 80 || port == 443 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+impl GroupSpec {
+    /// The name of %{GLOBAL} ("") or a literal group, known without a request.
+    pub fn expand_static(&self) -> String {
+        match self {
+            GroupSpec::Literal(name) => name.clone(),
+            _ => String::new(),
+        }
     }
 
-    /// True when the name is known without a request (scripts can be preloaded).
-    pub fn is_static(&self) -> bool {
-        matches!(self, GroupSpec::Global | GroupSpec::Literal(_))
+    /// The interpreter name for a request ("" is the main interpreter).
+    pub fn expand(&self, f: &GroupFacts<'_>) -> String {
+        match self {
+            GroupSpec::Global => String::new(),
+            GroupSpec::Server => with_port(f.server_name, f.port),
+            GroupSpec::Host => with_port(f.host.unwrap_or(f.server_name), f.port),
+            GroupSpec::Resource => {
+                let script = if f.case_sensitive {
+                    f.script_name.to_string()
+                } else {
+                    f.script_name.to_lowercase()
+                };
+                format!("{}|{script}", with_port(f.server_name, f.port))
+            }
+            GroupSpec::Literal(name) => name.clone(),
+            // One more level: a variable may name another expansion (not
+            // another variable), as with mod_wsgi.
+            GroupSpec::Env(name) => match (f.env)(name) {
+                Some(v) => match GroupSpec::parse(&v) {
+                    Ok(GroupSpec::Env(_)) | Err(_) => v,
+                    Ok(spec) => spec.expand(f),
+                },
+                None => String::new(),
+            },
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn facts<'a>(env: &'a dyn Fn(&str) -> Option<String>) -> GroupFacts<'a> {
+        GroupFacts {
+            server_name: "example.com",
+            host: Some("alias.example.com"),
+            port: 8080,
+            script_name: "/Shop",
+            case_sensitive: true,
+            env,
+        }
+    }
+
+    #[test]
+    fn expands_like_mod_wsgi() {
+        let env = |n: &str| match n {
+            "APP" => Some("billing".to_string()),
+            "INDIRECT" => Some("%{SERVER}".to_string()),
+            "LOOP" => Some("%{ENV:LOOP}".to_string()),
+            _ => None,
+        };
+        let f = facts(&env);
+        assert_eq!(GroupSpec::Global.expand(&f), "");
+        assert_eq!(GroupSpec::Server.expand(&f), "example.com:8080");
+        assert_eq!(GroupSpec::Host.expand(&f), "alias.example.com:8080");
+        assert_eq!(GroupSpec::Resource.expand(&f), "example.com:8080|/Shop");
+        assert_eq!(GroupSpec::Env("APP".into()).expand(&f), "billing");
+        assert_eq!(
+            GroupSpec::Env("INDIRECT".into()).expand(&f),
+            "example.com:8080"
+        );
+        assert_eq!(GroupSpec::Env("LOOP".into()).expand(&f), "%{ENV:LOOP}");
+        assert_eq!(GroupSpec::Env("NONE".into()).expand(&f), "");
+        assert_eq!(GroupSpec::Literal("x".into()).expand(&f), "x");
+        let f = GroupFacts {
+            port: 443,
+            host: None,
+            case_sensitive: false,
+            ..facts(&env)
+        };
+        assert_eq!(GroupSpec::Server.expand(&f), "example.com");
+        assert_eq!(GroupSpec::Host.expand(&f), "example.com");
+        assert_eq!(GroupSpec::Resource.expand(&f), "example.com|/shop");
+    }
 
     #[test]
     fn parses_every_form() {

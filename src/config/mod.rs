@@ -9,7 +9,7 @@ pub(crate) mod group;
 pub(crate) mod python;
 
 pub use alias::{AliasOptions, ScriptAlias};
-pub use group::GroupSpec;
+pub use group::{GroupFacts, GroupSpec};
 pub use python::PythonSettings;
 
 /// Per-server (and per-vhost) configuration.
@@ -77,6 +77,12 @@ impl DirConfig {
         }
     }
 
+    /// WSGIApplicationGroup, %{RESOURCE} by default as with mod_wsgi.
+    pub fn application_group(&self) -> &GroupSpec {
+        self.application_group
+            .as_ref()
+            .unwrap_or(&GroupSpec::Resource)
+    }
     pub fn callable_object(&self) -> &str {
         self.callable_object.as_deref().unwrap_or("application")
     }
@@ -105,6 +111,11 @@ impl DirConfig {
     pub fn script_reloading(&self) -> bool {
         self.script_reloading.unwrap_or(true)
     }
+}
+
+/// WSGICaseSensitivity of this server.
+pub fn case_sensitive() -> bool {
+    true
 }
 
 /// Parses On/Off the way Apache's FLAG directives do (case-insensitive).

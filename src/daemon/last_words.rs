@@ -4,27 +4,28 @@
 //! multiprocessing) that calls os._exit does not speak for it.
 use super::shared::Cause;
 use super::supervisor::Daemons;
-use crate::python::interp::Interp;
 use pyo3::prelude::*;
 use std::sync::{Arc, OnceLock};
 
 static SLOT: OnceLock<(Arc<Daemons>, usize, u32)> = OnceLock::new();
 
 #[pyfunction]
-fn _rs_last_words(status: i64) {
-    if let Some((daemons, id, pid)) = SLOT.get() {
-        if std::process::id() == *pid {
-            daemons
-                .table
-                .last_words(*id, Cause::Exited((status & 0xff) as i32));
+fn _rs_last_words(status: i64) -> PyResult<()> {
+    crate::python::guard::catch(|| {
+        if let Some((daemons, id, pid)) = SLOT.get() {
+            if std::process::id() == *pid {
+                daemons
+                    .table
+                    .last_words(*id, Cause::Exited((status & 0xff) as i32));
+            }
         }
-    }
+        Ok(())
+    })
 }
 
 /// Wraps this interpreter's os._exit.
-pub fn install(py: Python<'_>, interp: &Interp, daemons: Arc<Daemons>, id: usize) -> PyResult<()> {
+pub fn install(module: &Bound<'_, PyModule>, daemons: Arc<Daemons>, id: usize) -> PyResult<()> {
     let _ = SLOT.set((daemons, id, std::process::id()));
-    let module = interp.objects().module.bind(py);
     let record = wrap_pyfunction!(_rs_last_words, module)?;
     module.getattr("_install_exit_hook")?.call1((record,))?;
     Ok(())

@@ -51,6 +51,9 @@ struct State {
     /// Per request thread: when (as busy_since) its request was interrupted
     /// with mod_wsgi.RequestTimeout, 0 if it was not.
     interrupted: Vec<AtomicU64>,
+    /// Per request thread: 1 + the id of the interpreter its request runs
+    /// in (0: none).
+    serving: Vec<AtomicUsize>,
     born: Instant,
 }
 
@@ -228,10 +231,10 @@ fn serve_process(
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     let interp = start_python(daemons, group, id, main_cfg)?;
     if let Some(limit) = def.startup_timeout {
-        watch_startup(daemons.clone(), id, interp, limit);
+        watch_startup(daemons.clone(), id, limit);
     }
     // SAFETY: the main server of this generation is live.
-    crate::embedded::child::preload(unsafe { sys::ap_server_conf }, interp, &def.name);
+    crate::embedded::child::preload(unsafe { sys::ap_server_conf }, &def.name);
     let state = Arc::new(State::new(group.clone(), interp));
     let workers = start_threads(&state)?;
     // Ready: Apache's children now queue requests for this process.
@@ -247,10 +250,11 @@ fn serve_process(
         std::process::id(),
         reason.describe()
     ));
+    Interp::process_exiting();
     stop(&state, reason, workers);
     if reason != Reason::DeadlockTimeout && state.active.load(Ordering::SeqCst) == 0 {
         // atexit callbacks need the GIL, which a stuck thread may hold.
-        runtime::shutdown();
+        runtime::shutdown(Instant::now() + def.shutdown_timeout);
     }
     Ok(reason)
 }
@@ -267,13 +271,14 @@ fn serve_scripts(
 ) -> Result<Reason, String> {
     let interp = start_python(daemons, group, id, main_cfg)?;
     // SAFETY: the main server of this generation is live.
-    crate::embedded::child::preload(unsafe { sys::ap_server_conf }, interp, &group.def.name);
+    let _ = interp;
+    crate::embedded::child::preload(unsafe { sys::ap_server_conf }, &group.def.name);
     info(&format!(
         "mod_wsgi_rs: Service scripts of process '{}' (pid={}) returned.",
         group.def.name,
         std::process::id()
     ));
-    runtime::shutdown();
+    runtime::shutdown(Instant::now() + group.def.shutdown_timeout);
     Ok(Reason::ServiceScripts)
 }
 
@@ -335,6 +340,9 @@ impl State {
             gil_seen: AtomicU64::new(0),
             idents: per_thread(),
             interrupted: per_thread(),
+            serving: (0..group.def.threads)
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
             born: Instant::now(),
             group,
         }
@@ -417,11 +425,12 @@ fn start_python(
         std::process::id(),
         env!("WSGI_RS_PY_VERSION")
     ));
-    let interp = runtime::initialize(&settings, process)?;
     let home = def.home.clone();
     let switch = def.switch_interval;
     let table = daemons.clone();
-    let res = interp.run(|py| -> pyo3::PyResult<()> {
+    // Every interpreter of the process (the main one and each application
+    // group's) gets the same set-up.
+    let extra: runtime::ExtraSetup = Box::new(move |py, objects| {
         use pyo3::prelude::*;
         let sys_mod = py.import("sys")?;
         if let Some(h) = &home {
@@ -430,13 +439,9 @@ fn start_python(
         if let Some(s) = switch {
             sys_mod.call_method1("setswitchinterval", (s,))?;
         }
-        super::last_words::install(py, interp, table, id)
+        super::last_words::install(objects.module.bind(py), table.clone(), id)
     });
-    match res {
-        Some(Ok(())) => Ok(interp),
-        Some(Err(e)) => Err(format!("cannot set up Python: {e}")),
-        None => Err("cannot set up Python".into()),
-    }
+    runtime::initialize(&settings, process, Some(extra))
 }
 
 /// The main thread: waits for a reason to stop.
@@ -524,7 +529,14 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
         std::process::id()
     ));
     let ident = state.idents[n].load(Ordering::SeqCst);
-    let interp = state.interp;
+    // The exception goes to the thread's state in the interpreter it serves.
+    let Some(interp) = state.serving[n]
+        .load(Ordering::SeqCst)
+        .checked_sub(1)
+        .and_then(Interp::by_id)
+    else {
+        return;
+    };
     // Another thread takes the GIL, so this one keeps watching.
     let _ = std::thread::Builder::new()
         .name("wsgi-interrupt".into())
@@ -546,12 +558,15 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
 /// or first request) this long after Python started ends, and the parent
 /// starts another: a stuck first import (Django's setup()) is not retried
 /// in the same process.
-fn watch_startup(daemons: Arc<Daemons>, id: usize, interp: &'static Interp, limit: Duration) {
+fn watch_startup(daemons: Arc<Daemons>, id: usize, limit: Duration) {
     let _ = std::thread::Builder::new()
         .name("wsgi-startup".into())
         .spawn(move || {
             std::thread::sleep(limit);
-            if interp.objects().any_script_loaded() {
+            if Interp::all()
+                .iter()
+                .any(|i| i.ready() && i.objects().any_script_loaded())
+            {
                 return;
             }
             error(&format!(
@@ -592,23 +607,31 @@ fn dump_stacks(state: &State, limit: Duration) {
         def.name,
         std::process::id()
     ));
-    let interp = state.interp;
     let (tx, rx) = std::sync::mpsc::channel();
     let _ = std::thread::Builder::new()
         .name("wsgi-stack-dump".into())
         .spawn(move || {
-            let lines = interp.run(|py| {
-                use pyo3::prelude::*;
-                interp
-                    .objects()
-                    .module
-                    .bind(py)
-                    .getattr("_dump_stacks")
-                    .and_then(|f| f.call0())
-                    .and_then(|l| l.extract::<Vec<String>>())
-                    .unwrap_or_default()
-            });
-            let _ = tx.send(lines.unwrap_or_default());
+            // Each interpreter knows only its own threads' frames.
+            let mut all = Vec::new();
+            for interp in Interp::all().into_iter().filter(|i| i.ready()) {
+                let lines = interp.run(|py| {
+                    use pyo3::prelude::*;
+                    interp
+                        .objects()
+                        .module
+                        .bind(py)
+                        .getattr("_dump_stacks")
+                        .and_then(|f| f.call0())
+                        .and_then(|l| l.extract::<Vec<String>>())
+                        .unwrap_or_default()
+                });
+                let lines = lines.unwrap_or_default();
+                if !lines.is_empty() {
+                    all.push(format!("Interpreter '{}':", interp.name()));
+                    all.extend(lines);
+                }
+            }
+            let _ = tx.send(all);
         });
     match rx.recv_timeout(Duration::from_secs(2)) {
         Ok(lines) => lines.iter().for_each(|l| error(l)),
@@ -758,7 +781,9 @@ fn read_head(state: &State, reader: &mut FrameReader) -> Option<(RequestHead, us
 /// again), or it waited in the queue past queue-timeout.
 fn turn_away(state: &State, head: &RequestHead, arrived: Option<&[u8]>) -> Option<Refusal> {
     let target = &head.target;
-    let loaded = state.interp.objects().script_mtime(&target.script);
+    let loaded = Interp::by_name(&target.application_group)
+        .filter(|i| i.ready())
+        .and_then(|i| i.objects().script_mtime(&target.script));
     if target.script_reloading && loaded.is_some_and(|m| m != target.mtime) {
         if !state.script_changed.swap(true, Ordering::SeqCst) {
             info(&format!(
@@ -807,11 +832,23 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
         transport.no_response(why);
         return activity;
     }
-    let interp = state.interp;
+    let interp = match runtime::interpreter(&head.target.application_group) {
+        Ok(i) => i,
+        Err(e) => {
+            error(&format!(
+                "mod_wsgi_rs: Cannot serve WSGI script '{}' in daemon process '{}': {e}",
+                head.target.script, state.group.def.name
+            ));
+            transport.no_response(Refusal::Error);
+            return activity;
+        }
+    };
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
+    state.serving[n].store(interp.id() + 1, Ordering::SeqCst);
     let served = ex.lend(&mut transport, || {
         interp.run(|py| app::serve(py, &ex, &head))
     });
+    state.serving[n].store(0, Ordering::SeqCst);
     match served {
         Some(Ok(())) => {
             transport.complete();

@@ -320,6 +320,7 @@ pub fn encode_head(h: &RequestHead, out: &mut Vec<u8>) {
     out.extend_from_slice(&t.mtime.to_le_bytes());
     put_bytes(out, t.callable.as_bytes());
     out.push(t.script_reloading as u8);
+    put_bytes(out, t.application_group.as_bytes());
     put_opt_u64(out, h.body_length);
 }
 
@@ -351,6 +352,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<RequestHead> {
         mtime: c.u64()? as i64,
         callable: c.string()?,
         script_reloading: c.u8()? != 0,
+        application_group: c.string()?,
     };
     h.body_length = c.opt_u64()?;
     Ok(h)
@@ -396,6 +398,7 @@ mod tests {
             mtime: 1234567,
             callable: "application".into(),
             script_reloading: true,
+            application_group: "localhost:8080|/app".into(),
         });
         h.set_other(b"HTTP_X_FOO", b"setenv");
         h.set_header(b"X-Foo", b"h\xe9");
@@ -409,6 +412,7 @@ mod tests {
         assert_eq!(d.target.script, "/srv/app/wsgi.py");
         assert_eq!(d.target.mtime, 1234567);
         assert!(d.target.script_reloading);
+        assert_eq!(d.target.application_group, "localhost:8080|/app");
         assert_eq!(d.body_length, Some(42));
         for cut in 0..wire.len() {
             assert!(decode_head(&wire[..cut]).is_err(), "cut at {cut}");

@@ -1,6 +1,6 @@
 //! Embedded mode: Python inside Apache's own children, started in child_init.
 use crate::apache::{log, sys};
-use crate::config::{alias::Matcher, ServerConfig};
+use crate::config::{alias::Matcher, GroupSpec, ServerConfig};
 use crate::python::interp::Interp;
 use crate::python::objects::ProcessInfo;
 use crate::python::runtime;
@@ -13,9 +13,14 @@ fn mpm_query(code: i32) -> i32 {
     v
 }
 
+/// How long an exiting child waits for the applications' non-daemon
+/// threads and requests before it runs their atexit callbacks anyway.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 extern "C" fn child_exit(_: *mut c_void) -> sys::apr_status_t {
     crate::daemon::proxy::child_exiting();
-    let _ = std::panic::catch_unwind(runtime::shutdown);
+    let deadline = std::time::Instant::now() + EXIT_WAIT;
+    let _ = std::panic::catch_unwind(|| runtime::shutdown(deadline));
     sys::APR_SUCCESS as sys::apr_status_t
 }
 
@@ -80,17 +85,17 @@ pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) 
 
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The interpreter for embedded requests, started now if it was deferred.
-pub fn embedded_interp() -> Option<&'static Interp> {
-    if let Some(i) = Interp::main() {
-        return Some(i);
+/// The interpreter of application group `group` for an embedded request,
+/// with Python started now if it was deferred.
+pub fn embedded_interp(group: &str) -> Result<&'static Interp, String> {
+    if Interp::main().is_none() {
+        let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        if Interp::main().is_none() && runtime::init_error().is_none() {
+            // SAFETY: ap_server_conf is this generation's live main server.
+            unsafe { start_python(sys::ap_server_conf) };
+        }
     }
-    let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    if Interp::main().is_none() && runtime::init_error().is_none() {
-        // SAFETY: ap_server_conf is this generation's live main server.
-        unsafe { start_python(sys::ap_server_conf) };
-    }
-    Interp::main()
+    runtime::interpreter(group)
 }
 
 /// Starts Python in this child and preloads scripts whose alias names both
@@ -110,33 +115,34 @@ unsafe fn start_python(s: *mut sys::server_rec) {
             ),
         )
     };
-    match runtime::initialize(&cfg.python, server_info()) {
-        Ok(interp) => preload(s, interp, ""),
+    match runtime::initialize(&cfg.python, server_info(), None) {
+        Ok(_) => preload(s, ""),
         // SAFETY: s is live.
         Err(e) => unsafe { log::error(s, log::ERR, &format!("mod_wsgi_rs: {e}")) },
     }
 }
 
 /// Loads the scripts of aliases that name both groups literally and whose
-/// process group is `process_group` ("" in Apache's children), so the
-/// first request does not pay for them.
-pub fn preload(s: *mut sys::server_rec, interp: &'static Interp, process_group: &str) {
+/// process group is `process_group` ("" in Apache's children), and the
+/// WSGIImportScript files of that group, each in its application group's
+/// interpreter, so the first request does not pay for them.
+pub fn preload(s: *mut sys::server_rec, process_group: &str) {
     let mut server = s;
     while !server.is_null() {
         // SAFETY: the server list and each server's config are live in the child.
         let cfg = unsafe { &*(sys::wsgi_rs_server_config(server) as *const ServerConfig) };
         for alias in &cfg.aliases {
             let o = &alias.options;
-            let static_group = o.application_group.as_ref().is_some_and(|g| g.is_static());
-            if !(matches!(alias.matcher, Matcher::Prefix(_))
+            let group = match &o.application_group {
+                Some(GroupSpec::Global) => "",
+                Some(GroupSpec::Literal(name)) => name.as_str(),
+                _ => continue,
+            };
+            if matches!(alias.matcher, Matcher::Prefix(_))
                 && o.process_group.as_deref() == Some(process_group)
-                && static_group)
             {
-                continue;
+                load_script(group, &alias.target);
             }
-            let path = alias.target.clone();
-            let mtime = mtime_of(&path);
-            load_script(interp, &path, mtime);
         }
         // SAFETY: server is live; `next` links the virtual hosts.
         server = unsafe { (*server).next };
@@ -144,8 +150,7 @@ pub fn preload(s: *mut sys::server_rec, interp: &'static Interp, process_group: 
     let imports = crate::daemon::supervisor::current().map(|d| d.imports.clone());
     for import in imports.unwrap_or_default() {
         if import.process_group == process_group {
-            let mtime = mtime_of(&import.path);
-            load_script(interp, &import.path, mtime);
+            load_script(&import.application_group, &import.path);
         }
     }
 }
@@ -160,14 +165,24 @@ fn mtime_of(path: &str) -> i64 {
         .unwrap_or(0)
 }
 
-/// Loads a script as its module (mod_wsgi's `_mod_wsgi_<md5>`), logging a
-/// failure with its traceback.
-fn load_script(interp: &'static Interp, path: &str, mtime: i64) {
+/// Loads a script as its module (mod_wsgi's `_mod_wsgi_<md5>`) in the
+/// interpreter of `group`, logging a failure with its traceback.
+fn load_script(group: &str, path: &str) {
+    let interp = match runtime::interpreter(group) {
+        Ok(i) => i,
+        Err(e) => {
+            return log::server(
+                crate::wsgi::transport::Level::Error,
+                &format!("mod_wsgi_rs: {e}"),
+            )
+        }
+    };
+    let mtime = mtime_of(path);
     interp.run(|py| {
-        if let Err(e) = crate::wsgi::script::module(py, interp.objects(), path, mtime, true) {
-            let text = interp.objects().format(py, &e);
+        let objects = interp.objects();
+        if let Err(e) = crate::wsgi::script::module(py, objects, path, mtime, true) {
             let first = format!("Failed to exec Python script file '{path}'.");
-            crate::python::logging::log_error_text(py, &[first], &text);
+            crate::wsgi::app::log_exception(py, interp, path, &e, &[first]);
         }
     });
 }

@@ -4,8 +4,7 @@
 use super::request::{self, Decided};
 use super::transport::ApacheTransport;
 use crate::apache::{self, log, sys, table};
-use crate::config::{DirConfig, ServerConfig};
-use crate::python::runtime;
+use crate::config::{DirConfig, GroupFacts, GroupSpec, ServerConfig};
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
 use crate::wsgi::head::Target;
@@ -16,6 +15,7 @@ const NOTE_ALIASED: &CStr = c"alias-forced-type";
 const NOTE_CALLABLE: &CStr = c"mod_wsgi.callable_object";
 const NOTE_PASS_AUTH: &CStr = c"mod_wsgi.pass_authorization";
 const NOTE_PROCESS_GROUP: &CStr = c"mod_wsgi.process_group";
+const NOTE_APPLICATION_GROUP: &CStr = c"mod_wsgi.application_group";
 
 unsafe fn set_note(r: *mut sys::request_rec, key: &CStr, value: &str) {
     // SAFETY: r is live; APR copies both strings.
@@ -65,6 +65,9 @@ pub unsafe fn translate(r: *mut sys::request_rec) -> i32 {
             }
             if let Some(g) = &o.process_group {
                 set_note(r, NOTE_PROCESS_GROUP, g);
+            }
+            if let Some(g) = &o.application_group {
+                set_note(r, NOTE_APPLICATION_GROUP, &g.describe());
             }
             if let Some(p) = o.pass_authorization {
                 set_note(r, NOTE_PASS_AUTH, if p { "1" } else { "0" });
@@ -153,18 +156,62 @@ unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) ->
         let cpath = std::ffi::CString::new(path_info).unwrap_or_default();
         let start = sys::ap_find_path_info((*r).uri, cpath.as_ptr()).max(0) as usize;
         let (script_name, path_info) = request::split_script_name(uri, start, path_info);
+        let application_group = application_group(r, dir, &script_name);
         Decided {
             target: Target {
                 script: filename,
                 mtime: (*r).finfo.mtime,
                 callable: request::expand_env(r, &callable),
                 script_reloading: dir.script_reloading(),
+                application_group,
             },
             script_name,
             path_info,
             pass_authorization,
             ignore_activity: dir.ignore_activity(),
         }
+    }
+}
+
+/// The application group (interpreter) the request runs in: the alias's
+/// application-group=, else WSGIApplicationGroup (default %{RESOURCE}),
+/// expanded for this request.
+unsafe fn application_group(
+    r: *mut sys::request_rec,
+    dir: &DirConfig,
+    script_name: &[u8],
+) -> String {
+    // SAFETY: r, its notes and server are live.
+    unsafe {
+        let noted = apache::cstring_lossy(sys::apr_table_get(
+            (*r).notes,
+            NOTE_APPLICATION_GROUP.as_ptr(),
+        ))
+        .and_then(|g| GroupSpec::parse(&g).ok());
+        let spec = noted.as_ref().unwrap_or(dir.application_group());
+        if let GroupSpec::Global | GroupSpec::Literal(_) = spec {
+            return spec.expand_static();
+        }
+        let server_name = apache::cstring_lossy((*(*r).server).server_hostname).unwrap_or_default();
+        let host = apache::cstring_lossy((*r).hostname);
+        let script_name = String::from_utf8_lossy(script_name);
+        let env = |name: &str| -> Option<String> {
+            let cname = std::ffi::CString::new(name).ok()?;
+            for t in [(*r).notes, (*r).subprocess_env] {
+                if let Some(v) = apache::cbytes(sys::apr_table_get(t, cname.as_ptr())) {
+                    return Some(String::from_utf8_lossy(v).into_owned());
+                }
+            }
+            std::env::var(name).ok()
+        };
+        spec.expand(&GroupFacts {
+            server_name: &server_name,
+            host: host.as_deref(),
+            port: sys::ap_get_server_port(r),
+            script_name: &script_name,
+            case_sensitive: crate::config::case_sensitive(),
+            env: &env,
+        })
     }
 }
 
@@ -272,24 +319,21 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
         };
         return sys::HTTP_INTERNAL_SERVER_ERROR;
     }
-    let Some(interp) = crate::embedded::child::embedded_interp() else {
-        let why = runtime::init_error().unwrap_or("Python is not initialised in this process");
-        // SAFETY: r is live.
-        unsafe {
-            log::rerror(
-                r,
-                log::ERR,
-                &format!("Cannot serve WSGI script '{filename}': {why}"),
-            )
-        };
-        return sys::HTTP_INTERNAL_SERVER_ERROR;
-    };
     // SAFETY: r is live; the transport is used only during this call.
     let (head, mut transport) = unsafe {
         (
             request::head(r, decide(r, dir, filename)),
             ApacheTransport::new(r),
         )
+    };
+    let interp = match crate::embedded::child::embedded_interp(&head.target.application_group) {
+        Ok(i) => i,
+        Err(why) => {
+            let msg = format!("Cannot serve WSGI script '{}': {why}", head.target.script);
+            // SAFETY: r is live.
+            unsafe { log::rerror(r, log::ERR, &msg) };
+            return sys::HTTP_INTERNAL_SERVER_ERROR;
+        }
     };
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     let served = ex.lend(&mut transport, || {

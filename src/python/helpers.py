@@ -219,3 +219,68 @@ def _dump_stacks():
         for entry in traceback.format_stack(frame):
             lines.extend('  ' + line for line in entry.rstrip().splitlines())
     return lines
+
+
+_REFUSALS = ('subinterpreter', 'sub-interpreter', 'per-interpreter gil',
+             'more than once per process', 'once per interpreter process')
+
+
+def _watch_extension_loading():
+    """Sub-interpreters: an ImportError raised while an extension module
+    initialises is tagged with that module's name (importlib removes its own
+    frames from the traceback, and with them the name)."""
+    from importlib.machinery import ExtensionFileLoader
+    create = ExtensionFileLoader.create_module
+
+    def create_module(self, spec):
+        try:
+            return create(self, spec)
+        except ImportError as e:
+            if getattr(e, '_wsgi_rs_extension', None) is None:
+                e._wsgi_rs_extension = spec.name
+            raise
+
+    create_module.__doc__ = create.__doc__
+    ExtensionFileLoader.create_module = create_module
+
+
+def refused_extension(exc):
+    """(module, reason) when ``exc`` comes from an extension module that
+    refuses to load in a sub-interpreter, else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ImportError):
+            text = str(exc)
+            if any(r in text.lower() for r in _REFUSALS):
+                name = getattr(exc, '_wsgi_rs_extension', None)
+                if name is None and text.startswith('module '):
+                    name = text.split()[1].strip("'\"")
+                return (name or '?', text)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _shutdown(deadline):
+    """Process exit: waits (until ``deadline``, a time.monotonic() value) for
+    the non-daemon threads the application started, then runs the atexit
+    callbacks. Returns the names of threads still running."""
+    import time
+    current = threading.current_thread()
+    for t in threading.enumerate():
+        if t is current or t.daemon or t is threading.main_thread():
+            continue
+        t.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in threading.enumerate()
+            if t is not current and not t.daemon and t.is_alive()
+            and t is not threading.main_thread()]
+    import atexit
+    atexit._run_exitfuncs()
+    for name in ('stdout', 'stderr'):
+        stream = getattr(sys, name, None)
+        if stream is not None:
+            try:
+                stream.flush()
+            except Exception:
+                pass
+    return left

@@ -107,21 +107,43 @@ pub fn _rs_log_write(
     py: Python<'_>,
     ctx: &Bound<'_, PyAny>,
     stream: u8,
-    text: &Bound<'_, PyString>,
+    text: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let text = text.to_string_lossy();
-    with_pending(py, ctx, stream, |p| complete_lines(p, &text))
+    super::guard::catch(|| {
+        let text = text_arg(text)?;
+        with_pending(py, ctx, stream, |p| complete_lines(p, &text))
+    })
+}
+
+/// A str argument as Rust text (TypeError naming the type otherwise).
+fn text_arg(text: &Bound<'_, PyAny>) -> PyResult<String> {
+    match text.cast::<PyString>() {
+        Ok(s) => Ok(s.to_string_lossy().into_owned()),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "str expected, value of type {} found",
+            super::guard::type_name(text)
+        ))),
+    }
 }
 
 #[pyfunction]
 pub fn _rs_log_flush(py: Python<'_>, ctx: &Bound<'_, PyAny>, stream: u8) -> PyResult<()> {
-    with_pending(py, ctx, stream, take_line)
+    super::guard::catch(|| with_pending(py, ctx, stream, take_line))
 }
 
 /// A message of the module's own at info level (script loading, as mod_wsgi logs it).
 #[pyfunction]
-pub fn _rs_log_info(py: Python<'_>, text: &Bound<'_, PyString>) {
-    emit(py, Level::Info, &[&text.to_string_lossy()]);
+pub fn _rs_log_info(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<()> {
+    super::guard::catch(|| {
+        emit(py, Level::Info, &[&text_arg(text)?]);
+        Ok(())
+    })
+}
+
+/// A message of the module's own at info level, in the request's context
+/// when there is one.
+pub fn info(py: Python<'_>, text: &str) {
+    emit(py, Level::Info, &[text]);
 }
 
 /// Logs a Python error's text (a traceback) line by line, after `first`.

@@ -125,6 +125,9 @@ impl InterpObjects {
         add(wrap_pyfunction!(super::logging::_rs_log_write, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_flush, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_info, &module)?)?;
+        if std::env::var_os("WSGI_RS_TEST_HOOKS").is_some() {
+            add(wrap_pyfunction!(super::guard::_rs_test_panic, &module)?)?;
+        }
         let start_response = wrap_pyfunction!(start_response::_rs_start_response, &module)?;
         let write = wrap_pyfunction!(start_response::_rs_write, &module)?;
         module.setattr("application_group", group)?;
@@ -235,6 +238,6 @@ impl InterpObjects {
             .bind(py)
             .call1((err.value(py), err.traceback(py)))
             .and_then(|s| s.extract::<String>())
-            .unwrap_or_else(|_| format!("{err}"))
+            .unwrap_or_else(|_| super::guard::describe(py, err))
     }
 }

@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 use std::ffi::CString;
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 /// Why Python could not be started in this process, if it could not.
 static INIT_ERROR: OnceLock<String> = OnceLock::new();
@@ -45,16 +46,100 @@ unsafe fn set_config_string(
     Ok(())
 }
 
+/// Set-up a daemon process adds to each of its interpreters.
+pub type ExtraSetup = Box<dyn Fn(Python<'_>, &InterpObjects) -> PyResult<()> + Send + Sync>;
+
+/// How every interpreter of this process is set up.
+struct Setup {
+    settings: PythonSettings,
+    info: ProcessInfo,
+    extra: Option<ExtraSetup>,
+}
+
+static SETUP: OnceLock<Setup> = OnceLock::new();
+
 /// Initialises CPython for this process and sets up the main interpreter.
-pub fn initialize(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp, String> {
-    let result = start(settings, info);
+pub fn initialize(
+    settings: &PythonSettings,
+    info: ProcessInfo,
+    extra: Option<ExtraSetup>,
+) -> Result<&'static Interp, String> {
+    let setup = Setup {
+        settings: settings.clone(),
+        info,
+        extra,
+    };
+    let result = match SETUP.set(setup) {
+        Ok(()) => start(SETUP.get().expect("just set")),
+        Err(_) => Err("Python was already initialised in this process".into()),
+    };
     if let Err(e) = &result {
         let _ = INIT_ERROR.set(e.clone());
     }
     result
 }
 
-fn start(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp, String> {
+/// The interpreter of application group `group` ("" is the main one),
+/// created on its first use in this process.
+pub fn interpreter(group: &str) -> Result<&'static Interp, String> {
+    if let Some(i) = Interp::by_name(group) {
+        return Ok(i);
+    }
+    if let Some(e) = init_error() {
+        return Err(e.to_string());
+    }
+    let Some(setup) = SETUP.get() else {
+        return Err(init_error()
+            .unwrap_or("Python is not initialised in this process")
+            .to_string());
+    };
+    if group.is_empty() {
+        return Interp::main().ok_or_else(|| "Python is not initialised".into());
+    }
+    let own_gil = own_gil(&setup.settings, &setup.info.process_group, group);
+    let result = Interp::for_group(group, own_gil, |py, interp| {
+        crate::python::logging::info(
+            py,
+            &format!(
+                "mod_wsgi_rs (pid={}): Create interpreter '{group}'.",
+                std::process::id()
+            ),
+        );
+        let objects = set_up(py, setup, interp.name())?;
+        objects
+            .module
+            .bind(py)
+            .call_method0("_watch_extension_loading")?;
+        Ok(objects)
+    });
+    result
+        .map_err(|e| format!("cannot create the interpreter for application group '{group}': {e}"))
+}
+
+/// Whether a sub-interpreter gets a GIL of its own (PEP 684, 3.12+).
+fn own_gil(_settings: &PythonSettings, _process_group: &str, _group: &str) -> bool {
+    false
+}
+
+/// What every interpreter gets: the helper module, the streams, sys.path.
+fn set_up(py: Python<'_>, setup: &Setup, group: &str) -> PyResult<InterpObjects> {
+    let objects = InterpObjects::new(py, group, &setup.info)?;
+    install_streams(py, &objects)?;
+    if !setup.settings.path.is_empty() {
+        objects
+            .module
+            .bind(py)
+            .getattr("add_python_path")?
+            .call1((setup.settings.path.clone(),))?;
+    }
+    if let Some(extra) = &setup.extra {
+        extra(py, &objects)?;
+    }
+    Ok(objects)
+}
+
+fn start(setup: &'static Setup) -> Result<&'static Interp, String> {
+    let settings = &setup.settings;
     // SAFETY: called once per process, before any other Python API use; the
     // PyConfig is initialised by PyConfig_InitPythonConfig and cleared after use.
     unsafe {
@@ -97,19 +182,7 @@ fn start(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp
             return Err(format!("Python could not be initialised: {msg}"));
         }
         // The GIL is held by this thread now.
-        let path = settings.path.clone();
-        Interp::register_main(move |py| {
-            let objects = InterpObjects::new(py, "", &info)?;
-            install_streams(py, &objects)?;
-            if !path.is_empty() {
-                objects
-                    .module
-                    .bind(py)
-                    .getattr("add_python_path")?
-                    .call1((path,))?;
-            }
-            Ok(objects)
-        })
+        Interp::register_main(|py| set_up(py, setup, ""))
     }
 }
 
@@ -122,22 +195,71 @@ fn install_streams(py: Python<'_>, objects: &InterpObjects) -> PyResult<()> {
     Ok(())
 }
 
-/// Child exit: run the applications' atexit callbacks and flush their output,
-/// without Py_Finalize (which would wait for every non-daemon thread).
-pub fn shutdown() {
-    if let Some(interp) = Interp::main() {
-        interp.run(|py| {
-            if let Err(e) = py
-                .import("atexit")
-                .and_then(|m| m.call_method0("_run_exitfuncs"))
+/// Process exit: in every interpreter, sub-interpreters first, wait for the
+/// application's non-daemon threads (until `deadline`) and run its atexit
+/// callbacks, then end the sub-interpreters that nothing else uses. Never
+/// Py_Finalize: the main interpreter stays, the process is exiting. With
+/// WSGIDestroyInterpreter Off nothing runs, as with mod_wsgi.
+pub fn shutdown(deadline: Instant) {
+    let destroy = SETUP.get().is_none_or(|s| destroy_interpreter(&s.settings));
+    Interp::process_exiting();
+    let interps = Interp::all();
+    for interp in interps.iter().rev() {
+        let idle = interp.close(deadline);
+        if !destroy || !interp.ready() {
+            continue;
+        }
+        if !idle {
+            crate::apache::log::server(
+                crate::wsgi::transport::Level::Warning,
+                &format!(
+                    "mod_wsgi_rs (pid={}): Requests still running in interpreter '{}' at shutdown; its atexit callbacks are skipped.",
+                    std::process::id(),
+                    interp.name()
+                ),
+            );
+            continue;
+        }
+        let left = interp.run_closed(|py| {
+            let module = interp.objects().module.bind(py);
+            let secs = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64();
+            let monotonic = py
+                .import("time")
+                .and_then(|t| t.call_method0("monotonic"))
+                .and_then(|t| t.extract::<f64>())
+                .unwrap_or(0.0);
+            match module
+                .call_method1("_shutdown", (monotonic + secs,))
+                .and_then(|l| l.extract::<Vec<String>>())
             {
-                e.print(py);
-            }
-            for name in ["stdout", "stderr"] {
-                if let Ok(stream) = py.import("sys").and_then(|s| s.getattr(name)) {
-                    let _ = stream.call_method0("flush");
+                Ok(left) => left,
+                Err(e) => {
+                    e.print(py);
+                    Vec::new()
                 }
             }
         });
+        if let Some(left) = left.filter(|l| !l.is_empty()) {
+            crate::apache::log::server(
+                crate::wsgi::transport::Level::Warning,
+                &format!(
+                    "mod_wsgi_rs (pid={}): Threads still running in interpreter '{}' at shutdown: {}.",
+                    std::process::id(),
+                    interp.name(),
+                    left.join(", ")
+                ),
+            );
+            continue;
+        }
+        // SAFETY: `close` succeeded, so no thread is inside it and none may
+        // enter again; this thread has no `run` in progress.
+        unsafe { interp.end() };
     }
+}
+
+/// WSGIDestroyInterpreter (default On).
+fn destroy_interpreter(_settings: &PythonSettings) -> bool {
+    true
 }

@@ -10,6 +10,7 @@ use super::output::SendError;
 use super::script;
 use super::start_response::send_blocks;
 use super::transport::{Ending, Level};
+use crate::python::interp::Interp;
 use crate::python::logging;
 use crate::python::objects::InterpObjects;
 use crate::python::text::type_name;
@@ -76,19 +77,43 @@ pub fn client_gone(script: &str) -> String {
     format!("Client closed the connection while WSGI script '{script}' was responding.")
 }
 
-/// Logs an exception with its traceback, after `first` lines.
-fn log_exception(
-    py: Python<'_>,
-    objs: &InterpObjects,
-    script: &str,
-    err: &PyErr,
-    first: &[String],
-) {
+/// Logs an exception with its traceback, after `first` lines. An extension
+/// module that refuses this sub-interpreter gets a line of its own that
+/// says what to do.
+pub fn log_exception(py: Python<'_>, interp: &Interp, script: &str, err: &PyErr, first: &[String]) {
+    let objs = interp.objects();
     let mut lines = first.to_vec();
     lines.push(format!(
         "Exception occurred processing WSGI script '{script}'."
     ));
+    if let Some(hint) = refusal_hint(py, interp, err) {
+        lines.push(hint);
+    }
     logging::log_error_text(py, &lines, &objs.format(py, err));
+}
+
+/// The advice for an ImportError raised by an extension module that cannot
+/// live in this sub-interpreter.
+fn refusal_hint(py: Python<'_>, interp: &Interp, err: &PyErr) -> Option<String> {
+    if interp.name().is_empty() {
+        return None;
+    }
+    let found = interp
+        .objects()
+        .module
+        .bind(py)
+        .call_method1("refused_extension", (err.value(py),))
+        .ok()?;
+    let (module, reason): (String, String) = found.extract().ok()?;
+    let gil = if interp.own_gil() {
+        " (it has its own GIL: WSGIPerInterpreterGIL On)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "Extension module '{module}' cannot be loaded in the sub-interpreter of application group '{}'{gil}: {reason}. Add 'WSGIApplicationGroup %{{GLOBAL}}' (or application-group=%{{GLOBAL}}) so that this application runs in the main interpreter.",
+        interp.name()
+    ))
 }
 
 fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoResponse> {
@@ -103,7 +128,7 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
     )
     .map_err(|e| {
         let first = format!("Failed to exec Python script file '{}'.", target.script);
-        log_exception(py, objs, &target.script, &e, &[first]);
+        log_exception(py, ex.interp, &target.script, &e, &[first]);
         NoResponse::Error
     })?;
     let Ok(app) = module.getattr(target.callable.as_str()) else {
@@ -146,12 +171,12 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
         (Ok(ended), Ok(())) => finish(py, ex, ended),
         // The whole body went out: complete the response, log the error.
         (Ok(ended), Err(e)) => {
-            log_exception(py, objs, &target.script, &e, &[]);
+            log_exception(py, ex.interp, &target.script, &e, &[]);
             finish(py, ex, ended)
         }
         (Err(f), closed) => {
             if let Err(e) = closed {
-                log_exception(py, objs, &target.script, &e, &[]);
+                log_exception(py, ex.interp, &target.script, &e, &[]);
             }
             fail(py, ex, f)
         }
@@ -186,7 +211,7 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
             Ok(())
         }
         Failure::Error(e) => {
-            log_exception(py, ex.interp.objects(), &script, &e, &[]);
+            log_exception(py, ex.interp, &script, &e, &[]);
             // What the application produced before the error goes out first.
             let pending = ex.queue().scheduled;
             if pending {

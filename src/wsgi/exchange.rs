@@ -216,7 +216,12 @@ impl Exchange {
     /// else (applications can call these functions with any object) is a
     /// TypeError or ValueError.
     pub fn from_capsule(obj: &Bound<'_, PyAny>) -> PyResult<Arc<Exchange>> {
-        let cap = obj.cast::<PyCapsule>()?;
+        let cap = obj.cast::<PyCapsule>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "expected a mod_wsgi request context, not {}",
+                crate::python::guard::type_name(obj)
+            ))
+        })?;
         let ptr = cap.pointer_checked(Some(CAPSULE_NAME))?;
         // SAFETY: a capsule with this name holds an Arc<Exchange> (`capsule`),
         // alive as long as the capsule, which `obj` keeps alive.

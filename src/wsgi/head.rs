@@ -104,6 +104,8 @@ pub struct Target {
     pub mtime: i64,
     pub callable: String,
     pub script_reloading: bool,
+    /// The application group (interpreter), expanded: "" is %{GLOBAL}.
+    pub application_group: String,
 }
 
 #[derive(Clone, Debug, Default)]

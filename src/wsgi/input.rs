@@ -291,15 +291,17 @@ pub fn _rs_input_read<'py>(
     ctx: &Bound<'py, PyAny>,
     size: i64,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let ex = Exchange::from_capsule(ctx)?;
-    if size == 0 {
-        return Ok(PyBytes::new(py, b""));
-    }
-    let bound = ex.lock_py(py).input.bound(size);
-    match bound {
-        Some(cap) => read_sized(py, &ex, cap),
-        None => buffered_op(py, &ex, move |i, t| i.read(t, size)),
-    }
+    crate::python::guard::catch(|| {
+        let ex = Exchange::from_capsule(ctx)?;
+        if size == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let bound = ex.lock_py(py).input.bound(size);
+        match bound {
+            Some(cap) => read_sized(py, &ex, cap),
+            None => buffered_op(py, &ex, move |i, t| i.read(t, size)),
+        }
+    })
 }
 
 #[pyfunction]
@@ -308,11 +310,13 @@ pub fn _rs_input_readline<'py>(
     ctx: &Bound<'py, PyAny>,
     size: i64,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let ex = Exchange::from_capsule(ctx)?;
-    if size == 0 {
-        return Ok(PyBytes::new(py, b""));
-    }
-    buffered_op(py, &ex, move |i, t| i.readline(t, size))
+    crate::python::guard::catch(|| {
+        let ex = Exchange::from_capsule(ctx)?;
+        if size == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
+        buffered_op(py, &ex, move |i, t| i.readline(t, size))
+    })
 }
 
 #[cfg(test)]

@@ -141,6 +141,16 @@ pub fn _rs_start_response<'py>(
     headers: &Bound<'py, PyAny>,
     exc_info: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    crate::python::guard::catch(|| start_response(py, ctx, status, headers, exc_info))
+}
+
+fn start_response<'py>(
+    py: Python<'py>,
+    ctx: &Bound<'py, PyAny>,
+    status: &Bound<'py, PyAny>,
+    headers: &Bound<'py, PyAny>,
+    exc_info: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let ex = Exchange::from_capsule(ctx)?;
     let exc_info = exc_info.filter(|e| !e.is_none());
     if let Some(e) = exc_info {
@@ -211,6 +221,10 @@ pub fn send_blocks(py: Python<'_>, ex: &Arc<Exchange>, chunks: &[&[u8]]) -> Resu
 /// write(data): the imperative output API of PEP 3333.
 #[pyfunction]
 pub fn _rs_write(py: Python<'_>, ctx: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    crate::python::guard::catch(|| write(py, ctx, data))
+}
+
+fn write(py: Python<'_>, ctx: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
     let ex = Exchange::from_capsule(ctx)?;
     let bytes = data.cast::<PyBytes>().map_err(|_| {
         PyTypeError::new_err(format!(

@@ -12,6 +12,7 @@ use std::os::fd::OwnedFd;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     Error,
+    Warning,
     Info,
 }
 

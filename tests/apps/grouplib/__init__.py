@@ -1,0 +1,2 @@
+"""Module-level state, to show which interpreter a request ran in."""
+hits = 0
