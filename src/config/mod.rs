@@ -6,10 +6,13 @@ pub(crate) mod daemon;
 pub(crate) mod directives;
 pub(crate) mod expand;
 pub(crate) mod group;
+pub(crate) mod interp_options;
 pub(crate) mod python;
+pub(crate) mod python_directives;
 
 pub use alias::{AliasOptions, ScriptAlias};
 pub use group::GroupSpec;
+pub use interp_options::InterpOptions;
 pub use python::PythonSettings;
 
 /// Per-server (and per-vhost) configuration.

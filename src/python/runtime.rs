@@ -15,6 +15,7 @@
 //! and flush output instead (see `shutdown`).
 use super::interp::Interp;
 use super::objects::{InterpObjects, ProcessInfo};
+use crate::config::python::HashSeed;
 use crate::config::PythonSettings;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -45,6 +46,26 @@ unsafe fn set_config_string(
     Ok(())
 }
 
+/// Appends `value` to a PyConfig string list (wchar_t is UTF-32 here).
+unsafe fn append_config_string(
+    list: *mut ffi::PyWideStringList,
+    value: &str,
+) -> Result<(), String> {
+    let wide: Vec<libc::wchar_t> = value
+        .chars()
+        .map(|c| c as libc::wchar_t)
+        .chain(std::iter::once(0))
+        .collect();
+    // SAFETY: list is a member of an initialised PyConfig (caller's
+    // contract); the C API copies the NUL-terminated string.
+    let st = unsafe { ffi::PyWideStringList_Append(list, wide.as_ptr()) };
+    // SAFETY: st was just returned by the C API.
+    if unsafe { ffi::PyStatus_Exception(st) } != 0 {
+        return Err(format!("cannot set Python configuration value '{value}'"));
+    }
+    Ok(())
+}
+
 /// Initialises CPython for this process and sets up the main interpreter.
 pub fn initialize(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp, String> {
     let result = start(settings, info);
@@ -64,6 +85,36 @@ fn start(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp
         cfg.parse_argv = 0;
         cfg.user_site_directory = 0; // www-data's ~/.local must not leak into apps
         cfg.optimization_level = settings.optimize as i32;
+        match settings.hash_seed {
+            Some(HashSeed::Fixed(seed)) => {
+                cfg.use_hash_seed = 1;
+                cfg.hash_seed = seed.into();
+            }
+            // Random even if PYTHONHASHSEED is set in Apache's environment.
+            Some(HashSeed::Random) => cfg.use_hash_seed = 0,
+            None => {}
+        }
+        if settings.dont_write_bytecode {
+            cfg.write_bytecode = 0;
+        }
+        for w in &settings.warnings {
+            if let Err(e) = append_config_string(&mut cfg.warnoptions, w) {
+                ffi::PyConfig_Clear(&mut cfg);
+                return Err(e);
+            }
+        }
+        // A free-threaded build runs with the GIL unless WSGIFreeThreading
+        // is On for this process (as mod_wsgi 6: predictable, whatever the
+        // extension modules declare). 1 enables the GIL, 0 disables it.
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            cfg.enable_gil = if settings.free_threading(&info.process_group) {
+                0
+            } else {
+                1
+            };
+        }
+        crate::wsgi::script::set_case_sensitive(settings.case_sensitive());
         let program = match &settings.home {
             // A venv has no stdlib: point the interpreter at its python binary and
             // let getpath find pyvenv.cfg (setting `home` to a venv fails).
@@ -98,9 +149,17 @@ fn start(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp
         }
         // The GIL is held by this thread now.
         let path = settings.path.clone();
+        let eggs = settings.eggs.clone();
+        let options = settings.interpreter_options(&info.process_group, "");
         Interp::register_main(move |py| {
             let objects = InterpObjects::new(py, "", &info)?;
             install_streams(py, &objects)?;
+            if let Some(dir) = eggs {
+                // In os.environ (and so the process's), as mod_wsgi does.
+                py.import("os")?
+                    .getattr("environ")?
+                    .set_item("PYTHON_EGG_CACHE", dir)?;
+            }
             if !path.is_empty() {
                 objects
                     .module
@@ -108,6 +167,7 @@ fn start(settings: &PythonSettings, info: ProcessInfo) -> Result<&'static Interp
                     .getattr("add_python_path")?
                     .call1((path,))?;
             }
+            super::configure::configure_interpreter(py, &objects, &options)?;
             Ok(objects)
         })
     }
