@@ -22,6 +22,17 @@ extern int wsgi_rs_handler(request_rec *r);
 #define WSGI_DIRECTIVE(name, where, help) \
     AP_INIT_RAW_ARGS(name, wsgi_rs_directive, NULL, where, help)
 
+/* <WSGIInterpreterOptions ...>: Rust checks the selectors and the body and
+ * opens the section; Apache's walker then runs the body's directives, which
+ * Rust files under the section (their parent directive). */
+static const char *wsgi_rs_interp_options(cmd_parms *cmd, void *mconfig, const char *args)
+{
+    const char *err = wsgi_rs_directive(cmd, mconfig, args);
+    if (err != NULL)
+        return err;
+    return ap_walk_config(cmd->directive->first_child, cmd, cmd->server->lookup_defaults);
+}
+
 static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIScriptAlias", RSRC_CONF, "URL path, script file or directory, and options."),
     WSGI_DIRECTIVE("WSGIScriptAliasMatch", RSRC_CONF, "URL regex, script path with $N substitutions, and options."),
@@ -33,6 +44,22 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIPythonHome", RSRC_CONF, "Python home (a prefix or a virtual environment)."),
     WSGI_DIRECTIVE("WSGIPythonPath", RSRC_CONF, "Directories added to sys.path, separated by ':'."),
     WSGI_DIRECTIVE("WSGIPythonOptimize", RSRC_CONF, "Python optimisation level: 0, 1 or 2."),
+    WSGI_DIRECTIVE("WSGIPythonHashSeed", RSRC_CONF, "Python hash seed: random or 0 to 4294967295."),
+    WSGI_DIRECTIVE("WSGIPythonWarnings", RSRC_CONF, "A Python warnings filter, like -W (repeatable)."),
+    WSGI_DIRECTIVE("WSGIDontWriteBytecode", RSRC_CONF, "On: Python writes no .pyc files."),
+    WSGI_DIRECTIVE("WSGIPythonEggs", RSRC_CONF, "PYTHON_EGG_CACHE directory of Apache's children."),
+    WSGI_DIRECTIVE("WSGICaseSensitivity", RSRC_CONF, "Off: script paths are lower-cased in module names and %{RESOURCE}."),
+    WSGI_DIRECTIVE("WSGIDestroyInterpreter", RSRC_CONF, "Off: Python is not finalised when a process stops."),
+    WSGI_DIRECTIVE("WSGILazyInitialization", RSRC_CONF, "Accepted for compatibility: Python always starts after fork."),
+    WSGI_DIRECTIVE("WSGIVerboseDebugging", RSRC_CONF, "Deprecated, no effect: use LogLevel wsgi_rs:debug."),
+    WSGI_DIRECTIVE("WSGISwitchInterval", RSRC_CONF, "sys.setswitchinterval() seconds for the interpreter."),
+    WSGI_DIRECTIVE("WSGIPerInterpreterGIL", RSRC_CONF, "On: sub-interpreters get their own GIL (Python 3.12+)."),
+    WSGI_DIRECTIVE("WSGIFreeThreading", RSRC_CONF, "On: the process runs with the GIL disabled (free-threaded Python)."),
+    WSGI_DIRECTIVE("WSGIRestrictStdin", RSRC_CONF, "On: sys.stdin raises OSError."),
+    WSGI_DIRECTIVE("WSGIRestrictStdout", RSRC_CONF, "On: sys.stdout raises OSError."),
+    WSGI_DIRECTIVE("WSGIRestrictSignal", RSRC_CONF, "On: signal.signal() from applications is ignored and logged."),
+    AP_INIT_RAW_ARGS("<WSGIInterpreterOptions", wsgi_rs_interp_options, NULL, RSRC_CONF,
+                     "Section scoping interpreter directives to a process-group= and/or application-group=."),
 
     WSGI_DIRECTIVE("WSGIDaemonProcess", RSRC_CONF, "Daemon process group name and options."),
     WSGI_DIRECTIVE("WSGIProcessGroup", ACCESS_CONF | RSRC_CONF, "Daemon process group the application runs in (%{GLOBAL}: embedded)."),
@@ -47,26 +74,15 @@ static const command_rec wsgi_rs_commands[] = {
 
     /* mod_wsgi directives not implemented yet: known, so that Apache stops with
      * a clear reason instead of "Invalid command". */
-    WSGI_DIRECTIVE("WSGILazyInitialization", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAccessScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthUserScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthGroupScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthGroupAuthoritative", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIHandlerScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIPythonEggs", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIPythonWarnings", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIPythonHashSeed", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIDontWriteBytecode", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIRestrictStdin", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIRestrictStdout", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIRestrictSignal", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIVerboseDebugging", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIDestroyInterpreter", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIMapHEADToGET", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIEnableSendfile", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGITrustedProxyHeaders", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGITrustedProxies", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGICaseSensitivity", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     { NULL }
 };
 

@@ -1,7 +1,8 @@
 //! Directive handlers. Apache reports an `Err` as a syntax error with the
 //! configuration file and line, and refuses to start.
 use super::{
-    daemon, parse_flag, python, AliasOptions, DirConfig, GroupSpec, ScriptAlias, ServerConfig,
+    daemon, parse_flag, python, python_directives, AliasOptions, DirConfig, GroupSpec, ScriptAlias,
+    ServerConfig,
 };
 use crate::apache::{self, sys};
 use crate::config::alias::{Matcher, Regex};
@@ -9,7 +10,7 @@ use std::ffi::{c_char, c_void, CString};
 
 /// Splits a directive's raw arguments with Apache's own quoting rules. An
 /// empty quoted argument (`""`) is an argument, as mod_wsgi takes it.
-unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> {
+pub(super) unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> {
     let mut line = args;
     let mut out = Vec::new();
     // SAFETY: `line` walks a NUL-terminated string: ap_getword_conf advances
@@ -30,7 +31,7 @@ unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> 
     out
 }
 
-fn one<'a>(name: &str, w: &'a [String]) -> Result<&'a str, String> {
+pub(super) fn one<'a>(name: &str, w: &'a [String]) -> Result<&'a str, String> {
     match w {
         [v] => Ok(v),
         _ => Err(format!("{name} takes one argument, got {}.", w.len())),
@@ -51,7 +52,8 @@ pub unsafe fn apply(
     let name = unsafe { apache::cstring_lossy((*(*cmd).cmd).name) }.unwrap_or_default();
     // SAFETY: forwarded contract.
     unsafe { apply_named(&name, cmd, mconfig, args) }.map_err(|msg| {
-        if msg.starts_with(name.as_str()) {
+        // A section's messages name the directive at fault themselves.
+        if msg.starts_with(name.as_str()) || name.starts_with('<') {
             msg
         } else {
             format!("{name}: {msg}")
@@ -68,11 +70,12 @@ unsafe fn apply_named(
     // SAFETY: temp_pool is live during configuration; args is NUL-terminated.
     let w = unsafe { words((*cmd).temp_pool, args) };
     match name {
-        "WSGIScriptAlias"
-        | "WSGIScriptAliasMatch"
-        | "WSGIPythonHome"
-        | "WSGIPythonPath"
-        | "WSGIPythonOptimize" => {
+        n if python_directives::handles(n) => {
+            // SAFETY: these are RSRC_CONF directives, read on Apache's one
+            // configuration thread with a live cmd; args is NUL-terminated.
+            unsafe { python_directives::apply(name, &w, cmd, args) }
+        }
+        "WSGIScriptAlias" | "WSGIScriptAliasMatch" | "WSGIPythonHome" | "WSGIPythonOptimize" => {
             // SAFETY: these directives are RSRC_CONF: Apache runs them while
             // it reads the main configuration, on one thread, before any
             // request reads the server record; nothing else borrows it now.
@@ -155,15 +158,6 @@ unsafe fn server_directive(
             python::check_home(&home)?;
             srv.python.home = Some(home);
         }
-        "WSGIPythonPath" => {
-            global_only()?;
-            let v = one(name, w)?;
-            srv.python.path = v
-                .split(':')
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect();
-        }
         "WSGIPythonOptimize" => {
             global_only()?;
             srv.python.optimize = match one(name, w)? {
@@ -179,7 +173,7 @@ unsafe fn server_directive(
 }
 
 /// Fails unless the directive is in the main server configuration.
-unsafe fn global_only(cmd: *mut sys::cmd_parms) -> Result<(), String> {
+pub(super) unsafe fn global_only(cmd: *mut sys::cmd_parms) -> Result<(), String> {
     // SAFETY: cmd is live; the returned message (if any) is a static or pool string.
     let e = unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as u32) };
     // SAFETY: e is NULL or a NUL-terminated static/pool string.

@@ -6,10 +6,13 @@ pub(crate) mod daemon;
 pub(crate) mod directives;
 pub(crate) mod expand;
 pub(crate) mod group;
+pub(crate) mod interp_options;
 pub(crate) mod python;
+pub(crate) mod python_directives;
 
 pub use alias::{AliasOptions, ScriptAlias};
 pub use group::{GroupFacts, GroupSpec};
+pub use interp_options::InterpOptions;
 pub use python::PythonSettings;
 
 /// Per-server (and per-vhost) configuration.
@@ -111,11 +114,6 @@ impl DirConfig {
     pub fn script_reloading(&self) -> bool {
         self.script_reloading.unwrap_or(true)
     }
-}
-
-/// WSGICaseSensitivity of this server.
-pub fn case_sensitive() -> bool {
-    true
 }
 
 /// Parses On/Off the way Apache's FLAG directives do (case-insensitive).

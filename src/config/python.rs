@@ -1,4 +1,7 @@
-//! WSGIPythonHome / WSGIPythonPath / WSGIPythonOptimize, checked at config time.
+//! The Python settings of a process (WSGIPythonHome, WSGIPythonPath,
+//! WSGIPythonOptimize, the interpreter directives and their
+//! `<WSGIInterpreterOptions>` sections), checked at config time.
+use super::interp_options::{self, InterpOptions, Layer, Section, Target};
 use std::path::Path;
 
 #[derive(Default, Clone, Debug)]
@@ -7,6 +10,112 @@ pub struct PythonSettings {
     /// Entries of WSGIPythonPath, in order.
     pub path: Vec<String>,
     pub optimize: u8,
+    /// WSGIPythonHashSeed (None: Python's default, PYTHONHASHSEED or random).
+    pub hash_seed: Option<HashSeed>,
+    /// WSGIPythonWarnings, in order (PyConfig.warnoptions, like -W).
+    pub warnings: Vec<String>,
+    /// WSGIDontWriteBytecode On.
+    pub dont_write_bytecode: bool,
+    /// WSGIPythonEggs: PYTHON_EGG_CACHE of Apache's children (daemon
+    /// processes use their group's python-eggs= instead).
+    pub eggs: Option<String>,
+    /// WSGICaseSensitivity (see `case_sensitive`).
+    pub case_sensitivity: Option<bool>,
+    /// WSGIDestroyInterpreter (see `destroy_interpreter`).
+    pub destroy: Option<bool>,
+    /// The per-interpreter directives given outside any section. Its
+    /// switch interval is WSGISwitchInterval in Apache's children and the
+    /// group's switch-interval= in a daemon process; its python_path is unused.
+    pub top: Layer,
+    /// `<WSGIInterpreterOptions>` sections, in configuration order.
+    pub sections: Vec<Section>,
+    /// A threads=0 daemon process (service scripts own their signals).
+    pub service_scripts: bool,
+}
+
+/// A WSGIPythonHashSeed value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashSeed {
+    Random,
+    Fixed(u32),
+}
+
+impl HashSeed {
+    pub fn parse(v: &str) -> Result<HashSeed, String> {
+        if v == "random" {
+            return Ok(HashSeed::Random);
+        }
+        // Digits only: u32's parser would also take a leading '+'.
+        match v.parse::<u32>() {
+            Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Ok(HashSeed::Fixed(n)),
+            _ => Err(format!(
+                "WSGIPythonHashSeed must be \"random\" or an integer in range [0; 4294967295], not '{v}'."
+            )),
+        }
+    }
+}
+
+impl PythonSettings {
+    /// The options of interpreter `application_group` ("" is the main
+    /// interpreter) in process group `process_group` ("" in Apache's
+    /// children), after `<WSGIInterpreterOptions>` scoping.
+    pub fn interpreter_options(
+        &self,
+        process_group: &str,
+        application_group: &str,
+    ) -> InterpOptions {
+        let (major, minor) = built_version();
+        interp_options::resolve(
+            &self.top,
+            &self.sections,
+            &Target {
+                process_group,
+                application_group,
+                free_threading: self.free_threading(process_group),
+                own_gil_possible: (major, minor) >= (3, 12),
+                service_scripts: self.service_scripts,
+            },
+        )
+    }
+
+    /// Whether the processes of `process_group` run with the GIL disabled
+    /// (WSGIFreeThreading; only ever true in a free-threaded build).
+    pub fn free_threading(&self, process_group: &str) -> bool {
+        interp_options::free_threading(&self.top, &self.sections, process_group)
+    }
+
+    /// WSGICaseSensitivity: On (the default on Linux) keeps script paths as
+    /// they are in module names and %{RESOURCE}; Off lower-cases them.
+    pub fn case_sensitive(&self) -> bool {
+        self.case_sensitivity.unwrap_or(true)
+    }
+
+    /// WSGIDestroyInterpreter (default On): Off leaves Python unfinalised
+    /// when a process stops. Parsed and stored; process shutdown reads it.
+    #[allow(dead_code)] // until shutdown finalises interpreters
+    pub fn destroy_interpreter(&self) -> bool {
+        self.destroy.unwrap_or(true)
+    }
+
+    /// A daemon process's settings: the global ones, with the group's
+    /// Python home and path, its switch-interval= as the base switch
+    /// interval, no WSGIPythonEggs (its python-eggs= is set before Python
+    /// starts) and, for threads=0, no signal restriction.
+    pub fn for_daemon(
+        &self,
+        home: Option<String>,
+        path: Vec<String>,
+        switch_interval: Option<f64>,
+        service_scripts: bool,
+    ) -> PythonSettings {
+        let mut s = self.clone();
+        s.home = home;
+        s.path = path;
+        s.eggs = None;
+        s.top.switch_interval = switch_interval;
+        s.service_scripts = service_scripts;
+        s
+    }
 }
 
 /// The Python this module was built against, e.g. (3, 11).
@@ -58,6 +167,44 @@ pub fn check_home(home: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_seeds() {
+        assert_eq!(HashSeed::parse("random"), Ok(HashSeed::Random));
+        assert_eq!(HashSeed::parse("0"), Ok(HashSeed::Fixed(0)));
+        assert_eq!(HashSeed::parse("4294967295"), Ok(HashSeed::Fixed(u32::MAX)));
+        for bad in ["4294967296", "-1", "+1", "", "Random", "12a"] {
+            let err = HashSeed::parse(bad).unwrap_err();
+            assert!(err.contains("[0; 4294967295]"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn daemon_settings_keep_the_global_ones() {
+        let global = PythonSettings {
+            path: vec!["/global".into()],
+            eggs: Some("/eggs".into()),
+            warnings: vec!["ignore".into()],
+            top: Layer {
+                switch_interval: Some(0.5),
+                restrict_stdout: Some(true),
+                ..Layer::default()
+            },
+            ..PythonSettings::default()
+        };
+        let d = global.for_daemon(None, vec!["/daemon".into()], None, false);
+        assert_eq!(d.path, ["/daemon"]);
+        assert_eq!(d.eggs, None);
+        assert_eq!(d.warnings, ["ignore"]);
+        let o = d.interpreter_options("d", "");
+        assert_eq!(o.switch_interval, None);
+        assert!(o.restrict_stdout && o.restrict_signal);
+        let svc = global.for_daemon(None, vec![], Some(0.2), true);
+        let o = svc.interpreter_options("svc", "");
+        assert_eq!(o.switch_interval, Some(0.2));
+        assert!(!o.restrict_signal);
+        assert!(global.case_sensitive() && global.destroy_interpreter());
+    }
 
     #[test]
     fn reads_pyvenv_versions() {

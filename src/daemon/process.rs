@@ -7,7 +7,7 @@ use super::shared::{Cause, Reason};
 use super::supervisor::{Daemons, Group};
 use super::transport::DaemonTransport;
 use crate::apache::{log, sys};
-use crate::config::{PythonSettings, ServerConfig};
+use crate::config::ServerConfig;
 use crate::python::interp::Interp;
 use crate::python::objects::ProcessInfo;
 use crate::python::runtime;
@@ -403,14 +403,14 @@ fn start_python(
     main_cfg: &ServerConfig,
 ) -> Result<&'static Interp, String> {
     let def = &group.def;
-    let settings = PythonSettings {
-        home: def
-            .python_home
+    let settings = main_cfg.python.for_daemon(
+        def.python_home
             .clone()
             .or_else(|| main_cfg.python.home.clone()),
-        path: def.python_path.clone(),
-        optimize: main_cfg.python.optimize,
-    };
+        def.python_path.clone(),
+        def.switch_interval,
+        def.threads == 0,
+    );
     let mpm = crate::embedded::child::server_info();
     let process = ProcessInfo {
         process_group: def.name.clone(),

@@ -209,7 +209,10 @@ unsafe fn application_group(
             host: host.as_deref(),
             port: sys::ap_get_server_port(r),
             script_name: &script_name,
-            case_sensitive: crate::config::case_sensitive(),
+            // The main server's WSGICaseSensitivity (vhosts inherit it).
+            case_sensitive: (*(sys::wsgi_rs_server_config((*r).server) as *const ServerConfig))
+                .python
+                .case_sensitive(),
             env: &env,
         })
     }

@@ -196,6 +196,61 @@ def add_python_path(dirs):
     sys.path[:] = added + before
 
 
+class Restricted:
+    """sys.stdin / sys.stdout under WSGIRestrictStdin / WSGIRestrictStdout
+    On: any use raises OSError, as mod_wsgi's Restricted object does."""
+    __slots__ = ('_what',)
+
+    def __init__(self, what):
+        object.__setattr__(self, '_what', what)
+
+    def __getattribute__(self, name):
+        raise OSError('%s access restricted by mod_wsgi' % object.__getattribute__(self, '_what'))
+
+    def __setattr__(self, name, value):
+        raise OSError('%s access restricted by mod_wsgi' % object.__getattribute__(self, '_what'))
+
+    def __repr__(self):
+        return '<mod_wsgi.Restricted %s>' % object.__getattribute__(self, '_what')
+
+
+def restrict_streams(stdin, stdout):
+    """WSGIRestrictStdin / WSGIRestrictStdout On: the stream raises OSError."""
+    if stdin:
+        sys.stdin = Restricted('sys.stdin')
+    if stdout:
+        sys.stdout = Restricted('sys.stdout')
+
+
+def restrict_signal():
+    """WSGIRestrictSignal On: signal.signal() from the application is ignored
+    (Apache or the daemon process owns the signals) and logged with the
+    caller's stack, as mod_wsgi 6 does; the handler is returned. In a
+    process forked from this one the real function runs."""
+    import os
+    import signal
+    real = signal.signal
+    if getattr(real, '_mod_wsgi_intercept', False):
+        return
+    owner = os.getpid()
+
+    def intercept(signalnum, handler):
+        if os.getpid() != owner:
+            return real(signalnum, handler)
+        import traceback
+        _rs_log_info('Ignoring Python signal handler registration for signal %d '
+                     'in WSGI process; mod_wsgi manages signals.' % signalnum)
+        for entry in traceback.format_stack()[:-1]:
+            for line in entry.rstrip('\n').split('\n'):
+                _rs_log_info(line)
+        return handler
+
+    intercept.__name__ = intercept.__qualname__ = 'signal'
+    intercept.__doc__ = real.__doc__
+    intercept._mod_wsgi_intercept = True
+    signal.signal = intercept
+
+
 def _install_exit_hook(record):
     """Daemon processes: os._exit(n) first records n for the Apache parent."""
     import os

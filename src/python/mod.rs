@@ -1,6 +1,7 @@
 //! CPython embedding: process-wide start-up (runtime), interpreters and their
 //! per-thread states (interp), and the objects each interpreter keeps (objects).
 
+pub(crate) mod configure;
 pub(crate) mod guard;
 pub(crate) mod interp;
 pub(crate) mod logging;

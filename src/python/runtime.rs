@@ -15,6 +15,7 @@
 //! and flush output instead (see `shutdown`).
 use super::interp::Interp;
 use super::objects::{InterpObjects, ProcessInfo};
+use crate::config::python::HashSeed;
 use crate::config::PythonSettings;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -57,6 +58,26 @@ struct Setup {
 }
 
 static SETUP: OnceLock<Setup> = OnceLock::new();
+
+/// Appends `value` to a PyConfig string list (wchar_t is UTF-32 here).
+unsafe fn append_config_string(
+    list: *mut ffi::PyWideStringList,
+    value: &str,
+) -> Result<(), String> {
+    let wide: Vec<libc::wchar_t> = value
+        .chars()
+        .map(|c| c as libc::wchar_t)
+        .chain(std::iter::once(0))
+        .collect();
+    // SAFETY: list is a member of an initialised PyConfig (caller's
+    // contract); the C API copies the NUL-terminated string.
+    let st = unsafe { ffi::PyWideStringList_Append(list, wide.as_ptr()) };
+    // SAFETY: st was just returned by the C API.
+    if unsafe { ffi::PyStatus_Exception(st) } != 0 {
+        return Err(format!("cannot set Python configuration value '{value}'"));
+    }
+    Ok(())
+}
 
 /// Initialises CPython for this process and sets up the main interpreter.
 pub fn initialize(
@@ -116,22 +137,35 @@ pub fn interpreter(group: &str) -> Result<&'static Interp, String> {
         .map_err(|e| format!("cannot create the interpreter for application group '{group}': {e}"))
 }
 
-/// Whether a sub-interpreter gets a GIL of its own (PEP 684, 3.12+).
-fn own_gil(_settings: &PythonSettings, _process_group: &str, _group: &str) -> bool {
-    false
+/// Whether a sub-interpreter gets a GIL of its own (WSGIPerInterpreterGIL,
+/// PEP 684: Python 3.12+).
+fn own_gil(settings: &PythonSettings, process_group: &str, group: &str) -> bool {
+    settings
+        .interpreter_options(process_group, group)
+        .per_interpreter_gil
 }
 
 /// What every interpreter gets: the helper module, the streams, sys.path.
 fn set_up(py: Python<'_>, setup: &Setup, group: &str) -> PyResult<InterpObjects> {
+    let settings = &setup.settings;
     let objects = InterpObjects::new(py, group, &setup.info)?;
     install_streams(py, &objects)?;
-    if !setup.settings.path.is_empty() {
+    if let Some(dir) = settings.eggs.as_ref().filter(|_| group.is_empty()) {
+        // In os.environ (and so the process's, which later interpreters
+        // copy), as mod_wsgi does.
+        py.import("os")?
+            .getattr("environ")?
+            .set_item("PYTHON_EGG_CACHE", dir)?;
+    }
+    if !settings.path.is_empty() {
         objects
             .module
             .bind(py)
             .getattr("add_python_path")?
-            .call1((setup.settings.path.clone(),))?;
+            .call1((settings.path.clone(),))?;
     }
+    let options = settings.interpreter_options(&setup.info.process_group, group);
+    super::configure::configure_interpreter(py, &objects, &options)?;
     if let Some(extra) = &setup.extra {
         extra(py, &objects)?;
     }
@@ -149,6 +183,36 @@ fn start(setup: &'static Setup) -> Result<&'static Interp, String> {
         cfg.parse_argv = 0;
         cfg.user_site_directory = 0; // www-data's ~/.local must not leak into apps
         cfg.optimization_level = settings.optimize as i32;
+        match settings.hash_seed {
+            Some(HashSeed::Fixed(seed)) => {
+                cfg.use_hash_seed = 1;
+                cfg.hash_seed = seed.into();
+            }
+            // Random even if PYTHONHASHSEED is set in Apache's environment.
+            Some(HashSeed::Random) => cfg.use_hash_seed = 0,
+            None => {}
+        }
+        if settings.dont_write_bytecode {
+            cfg.write_bytecode = 0;
+        }
+        for w in &settings.warnings {
+            if let Err(e) = append_config_string(&mut cfg.warnoptions, w) {
+                ffi::PyConfig_Clear(&mut cfg);
+                return Err(e);
+            }
+        }
+        // A free-threaded build runs with the GIL unless WSGIFreeThreading
+        // is On for this process (as mod_wsgi 6: predictable, whatever the
+        // extension modules declare). 1 enables the GIL, 0 disables it.
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            cfg.enable_gil = if settings.free_threading(&setup.info.process_group) {
+                0
+            } else {
+                1
+            };
+        }
+        crate::wsgi::script::set_case_sensitive(settings.case_sensitive());
         let program = match &settings.home {
             // A venv has no stdlib: point the interpreter at its python binary and
             // let getpath find pyvenv.cfg (setting `home` to a venv fails).
@@ -201,7 +265,7 @@ fn install_streams(py: Python<'_>, objects: &InterpObjects) -> PyResult<()> {
 /// Py_Finalize: the main interpreter stays, the process is exiting. With
 /// WSGIDestroyInterpreter Off nothing runs, as with mod_wsgi.
 pub fn shutdown(deadline: Instant) {
-    let destroy = SETUP.get().is_none_or(|s| destroy_interpreter(&s.settings));
+    let destroy = SETUP.get().is_none_or(|s| s.settings.destroy_interpreter());
     Interp::process_exiting();
     let interps = Interp::all();
     for interp in interps.iter().rev() {
@@ -257,9 +321,4 @@ pub fn shutdown(deadline: Instant) {
         // enter again; this thread has no `run` in progress.
         unsafe { interp.end() };
     }
-}
-
-/// WSGIDestroyInterpreter (default On).
-fn destroy_interpreter(_settings: &PythonSettings) -> bool {
-    true
 }

@@ -3,11 +3,34 @@
 use crate::python::objects::InterpObjects;
 use pyo3::prelude::*;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// WSGICaseSensitivity of this process (set before Python starts).
+static CASE_SENSITIVE: AtomicBool = AtomicBool::new(true);
+
+/// Sets WSGICaseSensitivity for this process's module names.
+pub fn set_case_sensitive(on: bool) {
+    CASE_SENSITIVE.store(on, Ordering::Relaxed);
+}
 
 /// `_mod_wsgi_<md5 hex of the path>`, the module name mod_wsgi gives a script.
 /// A pure-Rust MD5, not Python's hashlib: importing hashlib maps OpenSSL's
 /// libcrypto into every process (about 4 MB more RSS each).
 pub fn module_name(path: &str) -> String {
+    name_for(path, CASE_SENSITIVE.load(Ordering::Relaxed))
+}
+
+/// The module name of `path`; with WSGICaseSensitivity Off, that of the
+/// path in lower case (ASCII, as mod_wsgi's ap_str_tolower), so that one
+/// file reached with different cases is one module.
+fn name_for(path: &str, case_sensitive: bool) -> String {
+    let lowered;
+    let path = if case_sensitive {
+        path
+    } else {
+        lowered = path.to_ascii_lowercase();
+        &lowered
+    };
     let digest = md5::compute(path.as_bytes());
     digest
         .0
@@ -51,6 +74,18 @@ mod tests {
         assert_eq!(
             super::module_name(""),
             "_mod_wsgi_d41d8cd98f00b204e9800998ecf8427e"
+        );
+    }
+
+    #[test]
+    fn case_insensitive_names_use_the_lower_case_path() {
+        assert_eq!(
+            super::name_for("/Srv/App.wsgi", false),
+            super::name_for("/srv/app.wsgi", true)
+        );
+        assert_ne!(
+            super::name_for("/Srv/App.wsgi", true),
+            super::name_for("/srv/app.wsgi", true)
         );
     }
 }

@@ -1,0 +1,75 @@
+//! Applies an interpreter's `InterpOptions` (after `<WSGIInterpreterOptions>`
+//! scoping) in the current interpreter: WSGIPythonPath layers, the switch
+//! interval and the stdin/stdout/signal restrictions.
+use super::objects::InterpObjects;
+use crate::apache::log;
+use crate::config::InterpOptions;
+use crate::wsgi::transport::Level;
+use pyo3::prelude::*;
+
+/// Sets up the interpreter whose GIL this thread holds. Call it once per
+/// interpreter, after its sys.stdout/sys.stderr are the error log's and
+/// after the global WSGIPythonPath (or python-path=) went in, before any
+/// application code runs.
+pub fn configure_interpreter(
+    py: Python<'_>,
+    objects: &InterpObjects,
+    opts: &InterpOptions,
+) -> PyResult<()> {
+    let helpers = objects.module.bind(py);
+    if !opts.python_path.is_empty() {
+        helpers
+            .getattr("add_python_path")?
+            .call1((opts.python_path.clone(),))?;
+    }
+    if let Some(seconds) = opts.switch_interval {
+        py.import("sys")?
+            .call_method1("setswitchinterval", (seconds,))?;
+        let group: String = helpers.getattr("application_group")?.extract()?;
+        let process: String = helpers.getattr("process_group")?.extract()?;
+        let msg = format!(
+            "mod_wsgi_rs (pid={}): Python GIL switch interval set to {seconds:.6}s in {}.",
+            std::process::id(),
+            context(&process, &group)
+        );
+        py.detach(|| log::server(Level::Info, &msg));
+    }
+    if opts.restrict_stdin || opts.restrict_stdout {
+        helpers
+            .getattr("restrict_streams")?
+            .call1((opts.restrict_stdin, opts.restrict_stdout))?;
+    }
+    if opts.restrict_signal {
+        helpers.getattr("restrict_signal")?.call0()?;
+    }
+    Ok(())
+}
+
+/// "main interpreter of daemon process 'd'", as mod_wsgi 6 words it.
+fn context(process_group: &str, application_group: &str) -> String {
+    let interp = if application_group.is_empty() {
+        "main interpreter".to_string()
+    } else {
+        format!("sub-interpreter '{application_group}'")
+    };
+    if process_group.is_empty() {
+        format!("{interp} of Apache child process")
+    } else {
+        format!("{interp} of daemon process '{process_group}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn contexts() {
+        assert_eq!(
+            super::context("", ""),
+            "main interpreter of Apache child process"
+        );
+        assert_eq!(
+            super::context("d", "app"),
+            "sub-interpreter 'app' of daemon process 'd'"
+        );
+    }
+}
