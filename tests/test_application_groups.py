@@ -216,6 +216,27 @@ WSGIScriptAlias /stuck @APPS@/atexit_groups.wsgi application-group=stuck
     assert 'Segmentation fault' not in log and 'Fatal Python error' not in log
 
 
+def test_destroy_interpreter_off_skips_exit_work(start_apache):
+    """WSGIDestroyInterpreter Off: no atexit callbacks, no waiting for the
+    application's threads, as with mod_wsgi."""
+    a = start_apache('''
+WSGIDestroyInterpreter Off
+WSGIScriptAlias /x1 @APPS@/atexit_groups.wsgi
+WSGIScriptAlias /stuck @APPS@/atexit_groups.wsgi application-group=stuck
+''', mpm='event', name='group-nodestroy')
+    c = http.client.HTTPConnection('127.0.0.1', a.port, timeout=10)
+    for path in ('/x1', '/stuck'):
+        c.request('GET', path)
+        assert c.getresponse().read()
+    c.close()
+    time.sleep(1)
+    took = a.stop()
+    assert took < 2, 'stop took %.1fs' % took
+    log = a.error_log()
+    assert 'atexit ran in group' not in log
+    assert 'Threads still running' not in log
+
+
 def rss_kb(pids):
     total = 0
     for pid in pids:
@@ -288,3 +309,63 @@ WSGIScriptAlias /c @APPS@/hello.wsgi application-group=%{GLOBAL}
     after = rss_kb(children)
     assert after - before < 4096, 'RSS grew by %d kB over 100k requests' % (after - before)
     assert a.error_log().count('Create interpreter') == 2
+
+
+def embedded_python_version():
+    out = subprocess.check_output([PYTHON, '-c', 'import sys; print(*sys.version_info[:2])'], text=True)
+    return tuple(int(x) for x in out.split())
+
+
+PY_VERSION = embedded_python_version()
+needs_own_gil = pytest.mark.skipif(
+    PY_VERSION < (3, 12),
+    reason='WSGIPerInterpreterGIL needs Python 3.12+; the module is built for %d.%d' % PY_VERSION)
+
+OWN_GIL_CONF = '''
+WSGIPerInterpreterGIL On
+WSGIScriptAlias /one @APPS@/groups.wsgi application-group=one
+WSGIScriptAlias /two @APPS@/groups.wsgi application-group=two
+WSGIScriptAlias /g1 @APPS@/groups.wsgi application-group=%{GLOBAL}
+'''
+
+
+@needs_own_gil
+@pytest.mark.parametrize('mode', MODES)
+def test_own_gil_interpreters_serve_side_by_side(start_apache, mode):
+    """Two groups with a GIL each, loaded at once from several threads:
+    every request is answered by its own interpreter."""
+    a = start_apache(in_mode(OWN_GIL_CONF, mode), mpm='event', name='own-gil-' + mode)
+    hammer(a, ['/one', '/two', '/g1'], 3000)
+    c = Client(a)
+    one, two, main = c.get('/one'), c.get('/two'), c.get('/g1')
+    assert (one['environ_group'], two['environ_group'], main['environ_group']) == ('one', 'two', '')
+    assert len({one['modules_id'], two['modules_id'], main['modules_id']}) == 3
+    assert one['hits'] + two['hits'] + main['hits'] > 3
+    c.close()
+    log = a.error_log()
+    assert 'Fatal Python error' not in log and 'Segmentation fault' not in log
+    a.stop()
+
+
+@needs_own_gil
+@pytest.mark.parametrize('mode', MODES)
+def test_own_gil_refuses_extensions_without_support(start_apache, mode):
+    """A single-phase extension loads in a sub-interpreter that shares the
+    GIL, and is refused by one with its own GIL, with the advice."""
+    conf = OWN_GIL_CONF + '''
+<WSGIInterpreterOptions application-group=two>
+    WSGIPerInterpreterGIL Off
+</WSGIInterpreterOptions>
+'''
+    a = start_apache(in_mode(conf, mode), mpm='event', name='own-gil-ext-' + mode)
+    build_onceonly(a.apps)
+    c = Client(a)
+    c.get('/one?import=onceonly', status=500)
+    assert a.wait_for_log("Extension module 'onceonly' cannot be loaded in the sub-interpreter of "
+                          "application group 'one' (it has its own GIL: WSGIPerInterpreterGIL On)")
+    assert 'does not support loading in subinterpreters' in a.error_log()
+    # 'two' shares the GIL (its section turns it off): the module loads there.
+    assert c.get('/two?import=onceonly')['environ_group'] == 'two'
+    assert c.get('/one')['environ_group'] == 'one'
+    c.close()
+    a.stop()

@@ -88,7 +88,7 @@ static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The interpreter of application group `group` for an embedded request,
 /// with Python started now if it was deferred.
 pub fn embedded_interp(group: &str) -> Result<&'static Interp, String> {
-    if Interp::main().is_none() {
+    if Interp::by_name("").is_none() {
         let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
         if Interp::main().is_none() && runtime::init_error().is_none() {
             // SAFETY: ap_server_conf is this generation's live main server.

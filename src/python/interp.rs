@@ -167,13 +167,14 @@ impl Interp {
             .copied()
     }
 
-    /// The interpreter of an application group, if it exists in this process.
+    /// The interpreter of an application group, if this process has one
+    /// ready (set up: one being created is found once it is).
     pub fn by_name(name: &str) -> Option<&'static Interp> {
         INTERPS
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .find(|i| i.name == name)
+            .find(|i| i.name == name && i.ready())
             .copied()
     }
 

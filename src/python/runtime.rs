@@ -115,7 +115,7 @@ pub fn interpreter(group: &str) -> Result<&'static Interp, String> {
             .to_string());
     };
     if group.is_empty() {
-        return Interp::main().ok_or_else(|| "Python is not initialised".into());
+        return Err("Python is not initialised in this process".into());
     }
     let own_gil = own_gil(&setup.settings, &setup.info.process_group, group);
     let result = Interp::for_group(group, own_gil, |py, interp| {
