@@ -78,6 +78,7 @@ def main():
     p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--work', type=int, default=200000, help='loop iterations per request')
     args = p.parse_args()
+    args.module = os.path.abspath(args.module)
     apps = tempfile.mkdtemp(prefix='wsgi-rs-bench-gil-')
     os.chmod(apps, 0o755)
     with open(os.path.join(apps, 'cpu.wsgi'), 'w') as f:

@@ -124,14 +124,14 @@ def test_error_paths_and_panics_in_every_interpreter(groups):
     assert c.get('/a')['hits'] > 1
 
 
-def build_onceonly(dest):
-    """Compiles tests/ext/onceonly.c for the Python the module links."""
+def build_ext(name, dest):
+    """Compiles tests/ext/<name>.c for the Python the module links."""
     include = subprocess.check_output(
         [PYTHON, '-c', 'import sysconfig; print(sysconfig.get_paths()["include"])'], text=True).strip()
     suffix = subprocess.check_output(
         [PYTHON, '-c', 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'], text=True).strip()
-    src = os.path.join(os.path.dirname(__file__), 'ext', 'onceonly.c')
-    out = os.path.join(dest, 'onceonly' + suffix)
+    src = os.path.join(os.path.dirname(__file__), 'ext', name + '.c')
+    out = os.path.join(dest, name + suffix)
     subprocess.check_call(['cc', '-shared', '-fPIC', '-I', include, src, '-o', out])
     os.chmod(out, 0o755)
     return out
@@ -139,7 +139,7 @@ def build_onceonly(dest):
 
 def test_extension_refusing_a_sub_interpreter_is_named(groups):
     a, c = groups
-    build_onceonly(a.apps)
+    build_ext('onceonly', a.apps)
     here = '127.0.0.1:%d' % a.port
     c.get('/g1?import=onceonly')
     c.get('/a?import=onceonly', status=500)
@@ -358,14 +358,14 @@ def test_own_gil_refuses_extensions_without_support(start_apache, mode):
 </WSGIInterpreterOptions>
 '''
     a = start_apache(in_mode(conf, mode), mpm='event', name='own-gil-ext-' + mode)
-    build_onceonly(a.apps)
+    build_ext('singlephase', a.apps)
     c = Client(a)
-    c.get('/one?import=onceonly', status=500)
-    assert a.wait_for_log("Extension module 'onceonly' cannot be loaded in the sub-interpreter of "
+    c.get('/one?import=singlephase', status=500)
+    assert a.wait_for_log("Extension module 'singlephase' cannot be loaded in the sub-interpreter of "
                           "application group 'one' (it has its own GIL: WSGIPerInterpreterGIL On)")
-    assert 'does not support loading in subinterpreters' in a.error_log()
+    assert 'module singlephase does not support loading in subinterpreters' in a.error_log()
     # 'two' shares the GIL (its section turns it off): the module loads there.
-    assert c.get('/two?import=onceonly')['environ_group'] == 'two'
+    assert c.get('/two?import=singlephase')['environ_group'] == 'two'
     assert c.get('/one')['environ_group'] == 'one'
     c.close()
     a.stop()
