@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import Apache, MODULE, PYTHON
+from harness import Apache, MODULE, PYTHON, PY_VERSION
 
 BAD = [
     ('WSGIPythonOptimize 3', 'WSGIPythonOptimize must be 0, 1 or 2'),
@@ -87,6 +87,29 @@ def test_python_path_and_optimize(start_apache, public_tmp):
     assert e['path0'] == str(lib)
     assert e['optimize'] == 1
     assert os.path.basename(e['executable']).startswith('python')
+    a.stop()
+
+
+def test_embedded_python_is_the_one_built_against(start_apache):
+    """The interpreter in Apache's children is WSGI_RS_TEST_PYTHON's: its
+    version, and its prefix and stdlib, found (and readable) as Apache's user."""
+    probe = ('import json, os, sys\n'
+             'print(json.dumps({"version": list(sys.version_info[:2]), "prefix": sys.base_prefix,\n'
+             '    "stdlib": os.path.dirname(os.__file__), "executable": os.path.realpath(sys.executable)}))\n')
+    want = json.loads(subprocess.run([PYTHON, '-c', probe], capture_output=True, text=True, check=True).stdout)
+    a = start_apache('WSGIScriptAlias /py @APPS@/py.wsgi\n', name='embeddedpy')
+    with open(os.path.join(a.apps, 'py.wsgi'), 'w') as f:
+        f.write('import io, contextlib\n'
+                'def application(environ, start_response):\n'
+                '    out = io.StringIO()\n'
+                '    with contextlib.redirect_stdout(out):\n'
+                '        exec(%r, {})\n'
+                '    start_response("200 OK", [("Content-Type", "application/json")])\n'
+                '    return [out.getvalue().encode()]\n' % probe)
+    r = a.get('/py')
+    assert r.status == 200, a.error_log()
+    assert json.loads(r.body) == want
+    assert tuple(want['version']) == PY_VERSION
     a.stop()
 
 
