@@ -15,7 +15,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(ROOT, 'tests', 'apps')
-MODULE = os.environ.get('WSGI_RS_MODULE', os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so'))
+MODULE = os.path.abspath(os.environ.get('WSGI_RS_MODULE', os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so')))
 
 
 def apxs(var):
@@ -24,6 +24,18 @@ def apxs(var):
 
 # The Python the module was built against (PYO3_PYTHON), for tests that make venvs.
 PYTHON = os.environ.get('WSGI_RS_TEST_PYTHON', '/usr/bin/python3')
+
+
+def _python_version():
+    v = os.environ.get('WSGI_RS_TEST_PY_VERSION') or subprocess.run(
+        [PYTHON, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+        check=True, capture_output=True, text=True).stdout
+    return tuple(int(p) for p in v.strip().split('.')[:2])
+
+
+# Its (major, minor), e.g. (3, 12): WSGI_RS_TEST_PY_VERSION ("3.12") or asked of PYTHON.
+# For version-specific tests: @pytest.mark.skipif(PY_VERSION < (3, 12), reason=...).
+PY_VERSION = _python_version()
 HTTPD = os.environ.get('WSGI_RS_HTTPD') or os.path.join(apxs('SBINDIR'), apxs('TARGET'))
 MODULES_DIR = apxs('LIBEXECDIR')
 

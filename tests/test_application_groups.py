@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import MODES, in_mode
-from harness import PYTHON
+from harness import PY_VERSION, PYTHON
 
 CONF = '''
 WSGIScriptAlias /a @APPS@/groups.wsgi
@@ -311,12 +311,6 @@ WSGIScriptAlias /c @APPS@/hello.wsgi application-group=%{GLOBAL}
     assert a.error_log().count('Create interpreter') == 2
 
 
-def embedded_python_version():
-    out = subprocess.check_output([PYTHON, '-c', 'import sys; print(*sys.version_info[:2])'], text=True)
-    return tuple(int(x) for x in out.split())
-
-
-PY_VERSION = embedded_python_version()
 needs_own_gil = pytest.mark.skipif(
     PY_VERSION < (3, 12),
     reason='WSGIPerInterpreterGIL needs Python 3.12+; the module is built for %d.%d' % PY_VERSION)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import Apache, MODULE, PYTHON
+from harness import Apache, MODULE, PYTHON, PY_VERSION
 
 BAD = [
     ('WSGIPythonOptimize 3', 'WSGIPythonOptimize must be 0, 1 or 2'),
@@ -90,6 +90,29 @@ def test_python_path_and_optimize(start_apache, public_tmp):
     a.stop()
 
 
+def test_embedded_python_is_the_one_built_against(start_apache):
+    """The interpreter in Apache's children is WSGI_RS_TEST_PYTHON's: its
+    version, and its prefix and stdlib, found (and readable) as Apache's user."""
+    probe = ('import json, os, sys\n'
+             'print(json.dumps({"version": list(sys.version_info[:2]), "prefix": sys.base_prefix,\n'
+             '    "stdlib": os.path.dirname(os.__file__), "executable": os.path.realpath(sys.executable)}))\n')
+    want = json.loads(subprocess.run([PYTHON, '-c', probe], capture_output=True, text=True, check=True).stdout)
+    a = start_apache('WSGIScriptAlias /py @APPS@/py.wsgi\n', name='embeddedpy')
+    with open(os.path.join(a.apps, 'py.wsgi'), 'w') as f:
+        f.write('import io, contextlib\n'
+                'def application(environ, start_response):\n'
+                '    out = io.StringIO()\n'
+                '    with contextlib.redirect_stdout(out):\n'
+                '        exec(%r, {})\n'
+                '    start_response("200 OK", [("Content-Type", "application/json")])\n'
+                '    return [out.getvalue().encode()]\n' % probe)
+    r = a.get('/py')
+    assert r.status == 200, a.error_log()
+    assert json.loads(r.body) == want
+    assert tuple(want['version']) == PY_VERSION
+    a.stop()
+
+
 def test_python_home_virtualenv(start_apache, public_tmp):
     venv = public_tmp / 'env'
     subprocess.run([PYTHON, '-m', 'venv', '--without-pip', str(venv)], check=True)
@@ -115,6 +138,17 @@ def test_python_home_for_another_python_version_is_refused(tmp_path):
     try:
         assert a.start(expect_fail=True) != 0
         assert 'is a virtual environment for Python 3.2' in a.start_output
+    finally:
+        a.cleanup()
+
+
+def test_daemon_python_home_for_another_python_version_is_refused(tmp_path):
+    (tmp_path / 'pyvenv.cfg').write_text('home = /opt/python/bin\nversion = 3.2.1\n')
+    a = Apache(conf='WSGIDaemonProcess d python-home=%s\n' % tmp_path, name='badvenv-daemon')
+    try:
+        assert a.start(expect_fail=True) != 0
+        assert "python-home= '%s' is a virtual environment for Python 3.2" % tmp_path in a.start_output
+        assert 'httpd.conf' in a.start_output  # with the file and line
     finally:
         a.cleanup()
 

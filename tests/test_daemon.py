@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import MPMS
+from harness import PYTHON
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (Apache switching users)')
 NOBODY = pwd.getpwnam('nobody')
@@ -122,7 +123,8 @@ def test_apache_children_start_python_only_for_embedded_requests(server):
 @ROOT_ONLY
 def test_user_group_home_and_venv(server, public_tmp):
     venv = public_tmp / 'venv'
-    subprocess.run(['/usr/bin/python3', '-m', 'venv', '--without-pip', str(venv)], check=True)
+    # A venv of the Python the module embeds: one of another version cannot start.
+    subprocess.run([PYTHON, '-m', 'venv', '--without-pip', str(venv)], check=True)
     home = public_tmp / 'home'
     home.mkdir()
     os.chown(home, NOBODY.pw_uid, NOBODY.pw_gid)

@@ -3,7 +3,7 @@ import os
 import re
 import subprocess
 
-from harness import ROOT, Apache
+from harness import MODULE, ROOT, Apache
 
 EXAMPLE = os.path.join(ROOT, 'apache', 'example')
 
@@ -21,7 +21,7 @@ def test_a2enmod_files_load_the_installed_module(tmp_path):
     """wsgi_rs.load + wsgi_rs.conf as scripts/install.sh writes them parse in Apache."""
     libexec = tmp_path / 'modules'
     libexec.mkdir()
-    os.symlink(os.path.join(ROOT, 'target', 'release', 'libmod_wsgi_rs.so'), libexec / 'mod_wsgi_rs.so')
+    os.symlink(MODULE, libexec / 'mod_wsgi_rs.so')
     with open(os.path.join(ROOT, 'apache', 'wsgi_rs.load')) as f:
         load = f.read().replace('@LIBEXECDIR@', str(libexec))
     with open(os.path.join(ROOT, 'apache', 'wsgi_rs.conf')) as f:

@@ -304,7 +304,11 @@ fn other_option(g: &mut DaemonGroup, key: &str, v: &str) -> Result<(), String> {
         "home" => g.home = Some(absolute(key, v)?),
         "lang" => g.lang = Some(v.to_string()),
         "locale" => g.locale = Some(v.to_string()),
-        "python-home" => g.python_home = Some(absolute(key, v)?),
+        "python-home" => {
+            let home = absolute(key, v)?;
+            super::python::check_venv(&home, "python-home=")?;
+            g.python_home = Some(home);
+        }
         "python-path" => {
             g.python_path = v
                 .split(':')

@@ -149,13 +149,19 @@ pub fn check_home(home: &str) -> Result<(), String> {
         Ok(_) => return Err(format!("WSGIPythonHome '{home}' is not a directory.")),
         Err(e) => return Err(format!("Unable to stat Python home '{home}': {e}.")),
     }
-    let cfg = p.join("pyvenv.cfg");
+    check_venv(home, "WSGIPythonHome")
+}
+
+/// A virtual environment at `home` (`what` names the setting) must be one
+/// made with the Python this module links: another one cannot start.
+pub fn check_venv(home: &str, what: &str) -> Result<(), String> {
+    let cfg = Path::new(home).join("pyvenv.cfg");
     if let Ok(text) = std::fs::read_to_string(&cfg) {
         let (maj, min) = built_version();
         match pyvenv_version(&text) {
             Some((a, b)) if (a, b) != (maj, min) => {
                 return Err(format!(
-                    "WSGIPythonHome '{home}' is a virtual environment for Python {a}.{b}, but mod_wsgi_rs was built for Python {maj}.{min}; recreate the environment with python{maj}.{min} or build the module with PYO3_PYTHON=python{a}.{b}."
+                    "{what} '{home}' is a virtual environment for Python {a}.{b}, but mod_wsgi_rs was built for Python {maj}.{min}; recreate the environment with python{maj}.{min} or build the module with PYO3_PYTHON=python{a}.{b}."
                 ))
             }
             _ => {}
