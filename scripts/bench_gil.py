@@ -10,7 +10,8 @@ the process). Needs a module built for Python 3.12+:
         [--duration 10] [--repeat 3] [--work 200000]
 
 Each run loads both groups at once with wrk (two connections each) and
-reports requests per second; runs alternate (Off, On, Off, ...) and the
+reports requests per second and how busy the Apache child was (100%: one
+core); runs alternate (Off, On, Off, ...) and the
 medians are compared, because shared machines are noisy: quote the ratio.
 """
 import argparse
@@ -43,6 +44,13 @@ def wrk(port, path, duration):
                             stdout=subprocess.PIPE, text=True)
 
 
+def cpu_ticks(pid):
+    """User + system CPU time of a process, in clock ticks."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def run(module, own, work, duration, apps):
     conf = '''
 WSGIPerInterpreterGIL %s
@@ -57,15 +65,20 @@ WSGIScriptAlias /two %s/cpu.wsgi application-group=two
     try:
         for path in ('/one', '/two'):  # create both interpreters first
             urllib.request.urlopen('http://127.0.0.1:%d%s' % (a.port, path), timeout=30).read()
+        child = a.children()[0]
         procs = [wrk(a.port, p, duration) for p in ('/one', '/two')]
+        time.sleep(1)
+        c0, t0 = cpu_ticks(child), time.time()
+        time.sleep(duration - 2)
+        busy = (cpu_ticks(child) - c0) / os.sysconf('SC_CLK_TCK') / (time.time() - t0)
         rates = []
         for p in procs:
             out = p.communicate()[0]
             m = re.search(r'Requests/sec:\s+([\d.]+)', out)
             rates.append(float(m.group(1)) if m else 0.0)
-        if own and 'Create interpreter' not in a.error_log():
+        if 'Create interpreter' not in a.error_log():
             raise RuntimeError('no sub-interpreter was created:\n' + a.error_log()[-2000:])
-        return sum(rates)
+        return sum(rates), busy
     finally:
         a.stop()
         a.cleanup()
@@ -87,9 +100,10 @@ def main():
     for i in range(args.repeat):
         shared.append(run(args.module, False, args.work, args.duration, apps))
         own.append(run(args.module, True, args.work, args.duration, apps))
-        print('round %d: shared GIL %.1f req/s, own GIL %.1f req/s' % (i + 1, shared[-1], own[-1]))
+        print('round %d: shared GIL %.1f req/s (child busy %.0f%%), own GIL %.1f req/s (child busy %.0f%%)'
+              % (i + 1, shared[-1][0], shared[-1][1] * 100, own[-1][0], own[-1][1] * 100))
         time.sleep(1)
-    s, o = statistics.median(shared), statistics.median(own)
+    s, o = statistics.median(r for r, _ in shared), statistics.median(r for r, _ in own)
     print('median: shared GIL %.1f req/s, own GIL %.1f req/s: %.2fx' % (s, o, o / s if s else 0))
 
 
