@@ -363,3 +363,23 @@ def test_own_gil_refuses_extensions_without_support(start_apache, mode):
     assert c.get('/one')['environ_group'] == 'one'
     c.close()
     a.stop()
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_scripts_are_preloaded_into_their_groups_interpreter(start_apache, mode):
+    """An alias that names both groups literally, and WSGIImportScript, load
+    their script into that group's interpreter when the process starts."""
+    pg = 'd' if mode == 'daemon' else '%{GLOBAL}'
+    conf = ('WSGIDaemonProcess d threads=2\n' if mode == 'daemon' else '') + '''
+WSGIScriptAlias /pre @APPS@/groups.wsgi process-group=%(pg)s application-group=pre
+WSGIImportScript @APPS@/atexit_groups.wsgi process-group=%(pg)s application-group=imported
+''' % {'pg': pg}
+    a = start_apache(conf, mpm='event', name='group-preload-' + mode)
+    assert a.wait_for_log("Create interpreter 'pre'")  # before any request
+    assert a.wait_for_log("Create interpreter 'imported'")
+    assert a.error_log().count('Loading Python script file') == 2
+    r = Client(a).get('/pre')
+    assert (r['environ_group'], r['loads']) == ('pre', 1)
+    assert a.error_log().count('Loading Python script file') == 2  # not loaded again
+    a.stop()
+    assert "atexit ran in group 'imported'" in a.error_log()
