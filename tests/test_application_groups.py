@@ -377,6 +377,9 @@ WSGIImportScript @APPS@/atexit_groups.wsgi process-group=%(pg)s application-grou
     a = start_apache(conf, mpm='event', name='group-preload-' + mode)
     assert a.wait_for_log("Create interpreter 'pre'")  # before any request
     assert a.wait_for_log("Create interpreter 'imported'")
+    deadline = time.time() + 10  # each creation line comes before its load line
+    while time.time() < deadline and a.error_log().count('Loading Python script file') < 2:
+        time.sleep(0.05)
     assert a.error_log().count('Loading Python script file') == 2
     r = Client(a).get('/pre')
     assert (r['environ_group'], r['loads']) == ('pre', 1)
