@@ -381,8 +381,11 @@ WSGIImportScript @APPS@/atexit_groups.wsgi process-group=%(pg)s application-grou
     while time.time() < deadline and a.error_log().count('Loading Python script file') < 2:
         time.sleep(0.05)
     assert a.error_log().count('Loading Python script file') == 2
-    r = Client(a).get('/pre')
+    c = Client(a)
+    r = c.get('/pre')
+    c.close()
     assert (r['environ_group'], r['loads']) == ('pre', 1)
     assert a.error_log().count('Loading Python script file') == 2  # not loaded again
+    time.sleep(1)  # see test_lifecycle.test_stop_is_prompt_and_runs_atexit
     a.stop()
     assert "atexit ran in group 'imported'" in a.error_log()
