@@ -195,15 +195,7 @@ unsafe fn application_group(
         let server_name = apache::cstring_lossy((*(*r).server).server_hostname).unwrap_or_default();
         let host = apache::cstring_lossy((*r).hostname);
         let script_name = String::from_utf8_lossy(script_name);
-        let env = |name: &str| -> Option<String> {
-            let cname = std::ffi::CString::new(name).ok()?;
-            for t in [(*r).notes, (*r).subprocess_env] {
-                if let Some(v) = apache::cbytes(sys::apr_table_get(t, cname.as_ptr())) {
-                    return Some(String::from_utf8_lossy(v).into_owned());
-                }
-            }
-            std::env::var(name).ok()
-        };
+        let env = |name: &str| request::env_value(r, name);
         spec.expand(&GroupFacts {
             server_name: &server_name,
             host: host.as_deref(),

@@ -52,21 +52,29 @@ pub fn request_line_uri(line: &[u8]) -> &[u8] {
 /// # Safety
 /// `r` must be a live request.
 pub unsafe fn expand_env(r: *const sys::request_rec, value: &str) -> String {
-    let Some(name) = env_name(value) else {
-        return value.to_string();
-    };
-    let Ok(cname) = std::ffi::CString::new(name) else {
-        return String::new();
-    };
+    match env_name(value) {
+        // SAFETY: forwarded contract.
+        Some(name) => unsafe { env_value(r, name) }.unwrap_or_default(),
+        None => value.to_string(),
+    }
+}
+
+/// The value `%{ENV:name}` stands for: the request's notes, then its
+/// environment, then the process's.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn env_value(r: *const sys::request_rec, name: &str) -> Option<String> {
+    let cname = std::ffi::CString::new(name).ok()?;
     // SAFETY: r and its tables are live.
     unsafe {
         for t in [(*r).notes, (*r).subprocess_env] {
             if let Some(v) = apache::cbytes(sys::apr_table_get(t, cname.as_ptr())) {
-                return String::from_utf8_lossy(v).into_owned();
+                return Some(String::from_utf8_lossy(v).into_owned());
             }
         }
     }
-    std::env::var(name).unwrap_or_default()
+    std::env::var(name).ok()
 }
 
 /// Builds the request head.

@@ -109,14 +109,10 @@ pub fn interpreter(group: &str) -> Result<&'static Interp, String> {
     if let Some(e) = init_error() {
         return Err(e.to_string());
     }
-    let Some(setup) = SETUP.get() else {
-        return Err(init_error()
-            .unwrap_or("Python is not initialised in this process")
-            .to_string());
-    };
-    if group.is_empty() {
+    // The main interpreter is set up by `initialize`, never here.
+    let (Some(setup), false) = (SETUP.get(), group.is_empty()) else {
         return Err("Python is not initialised in this process".into());
-    }
+    };
     let own_gil = own_gil(&setup.settings, &setup.info.process_group, group);
     let result = Interp::for_group(group, own_gil, |py, interp| {
         crate::python::logging::info(
