@@ -572,3 +572,59 @@ def test_other_mpms(serve, work, mpm):
         assert 'LoadModule mpm_%s_module' % mpm in f.read()
     s.proc.send_signal(signal.SIGTERM)
     assert s.wait_stopped() == 0
+
+
+def test_quick_start_command_serves_the_example_and_ctrl_c_stops_it(work):
+    """The README's first command, run from a terminal as a user would."""
+    port = free_port()
+    master, slave = pty.openpty()
+
+    def session():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    out = open(os.path.join(work, 'out'), 'w+')
+    proc = subprocess.Popen([os.path.join(ROOT, 'scripts', 'serve-example.sh')], cwd='/',
+                            env=dict(os.environ, PORT=str(port)), stdin=slave, stdout=out,
+                            stderr=subprocess.STDOUT, preexec_fn=session)
+    os.close(slave)
+    try:
+        wait_until(lambda: get(port, '/hello') == (200, 'Hello World!'), timeout=300, what='the example')
+        status, page = get(port, '/')
+        assert 'Served by mod_wsgi_rs 0.' in page
+        root = '/tmp/mod_wsgi_rs-127.0.0.1:%d:%d' % (port, os.geteuid())
+        with open(os.path.join(root, 'httpd.pid')) as f:
+            apache = int(f.read())
+        os.write(master, b'\x03')
+        assert proc.wait(timeout=60) == 0
+        assert not alive(apache) and group_members(apache) == []
+        out.seek(0)
+        text = out.read()
+        assert 'Server URL         : http://127.0.0.1:%d/' % port in text
+        assert 'GET /hello HTTP/1.1" 200 12' in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        out.close()
+        shutil.rmtree('/tmp/mod_wsgi_rs-127.0.0.1:%d:%d' % (port, os.geteuid()), ignore_errors=True)
+
+
+def test_sigint_stops_serve_even_when_started_with_sigint_ignored(work):
+    """A shell starts `cmd &` with SIGINT ignored; serve takes it back."""
+    port = free_port()
+    root = os.path.join(work, 'root')
+    proc = subprocess.Popen([CLI, 'serve', example(work), '--host', '127.0.0.1', '--port', str(port),
+                             '--server-root', root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_until(lambda: get(port, '/hello') == (200, 'Hello World!'), what='the server')
+        with open(os.path.join(root, 'httpd.pid')) as f:
+            apache = int(f.read())
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert not alive(apache) and group_members(apache) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

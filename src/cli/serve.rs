@@ -142,8 +142,22 @@ fn signal_set() -> libc::sigset_t {
 fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
     let set = signal_set();
     // Block them before Apache exists, so none is lost; sigwait takes them.
-    // SAFETY: set is initialised; this thread is the only one.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    // An ignored signal is dropped even when blocked, and a shell starts
+    // background commands with SIGINT ignored: take the defaults back first.
+    // SAFETY: set is initialised; this thread is the only one; SIG_DFL is a
+    // valid disposition for each of these signals.
+    unsafe {
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+        ] {
+            libc::signal(s, libc::SIG_DFL);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
     let mut cmd = Command::new(&server.httpd);
     cmd.arg("-f").arg(server.conf()).arg("-DFOREGROUND");
     if args.startup_log {
