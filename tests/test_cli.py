@@ -386,6 +386,21 @@ def test_setup_server_writes_a_root_that_apachectl_runs(work):
         if pid and alive(pid):
             os.kill(pid, signal.SIGTERM)
     assert subprocess.run([ctl, 'bogus'], capture_output=True).returncode == 2
+    # As under systemd (Type=simple): in the foreground; reload; SIGTERM stops it all.
+    fg = subprocess.Popen([ctl, 'start', '-DFOREGROUND'], start_new_session=True)
+    try:
+        wait_until(lambda: get(port, '/hello') == (200, 'Hello World!'), what='apachectl start -DFOREGROUND')
+        assert subprocess.run([ctl, 'graceful'], capture_output=True).returncode == 0
+        time.sleep(1)
+        wait_until(lambda: get(port, '/hello') == (200, 'Hello World!'), what='the graceful restart')
+        assert fg.poll() is None
+        fg.send_signal(signal.SIGTERM)
+        assert fg.wait(timeout=30) == 0
+        wait_until(lambda: group_members(fg.pid) == [], what='its processes to go')
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
 
 
 def test_setup_server_requires_a_server_root():
