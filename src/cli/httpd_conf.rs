@@ -47,6 +47,16 @@ pub struct Plan {
     pub socket_timeout: u32,
     /// Loaded at process start in the application's interpreter (the reloader).
     pub import_scripts: Vec<PathBuf>,
+    pub application_group: String,
+    pub server_name: Option<String>,
+    /// `SetEnv` and `PassEnv`: the request environ's extra variables.
+    pub set_env: Vec<(String, String)>,
+    pub pass_env: Vec<String>,
+    pub directory_index: Option<String>,
+    pub compress: bool,
+    pub limit_request_body: u64,
+    pub keep_alive_timeout: u32,
+    pub includes: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -63,11 +73,8 @@ pub struct Daemon {
     pub display_name: String,
     pub home: PathBuf,
     pub lang: String,
-    pub request_timeout: u32,
-    pub queue_timeout: u32,
-    pub startup_timeout: u32,
-    pub shutdown_timeout: u32,
-    pub maximum_requests: u64,
+    /// Further `key=value` options (timeouts, recycling), in order.
+    pub options: Vec<(&'static str, String)>,
 }
 
 /// `s` as one word of an Apache directive: quoted when it has to be.
@@ -99,6 +106,9 @@ impl Plan {
 
     /// The host name in URLs and ServerName.
     pub fn server_name(&self) -> &str {
+        if let Some(name) = &self.server_name {
+            return name;
+        }
         match self.host.as_deref() {
             None | Some("0.0.0.0") | Some("::") => "localhost",
             Some(h) => h,
@@ -127,18 +137,43 @@ impl Plan {
         }
         self.logging(&mut c);
         self.mpm(&mut c);
+        let keep_alive = if self.keep_alive_timeout == 0 {
+            "KeepAlive Off".to_string()
+        } else {
+            format!("KeepAliveTimeout {}", self.keep_alive_timeout)
+        };
         let _ = writeln!(
             c,
-            "Timeout {}\nKeepAliveTimeout 2\nTraceEnable Off",
-            self.socket_timeout
+            "Timeout {}\n{keep_alive}\nLimitRequestBody {}\nTraceEnable Off",
+            self.socket_timeout, self.limit_request_body
         );
         if let Some(types) = &self.mime_types {
             let _ = writeln!(c, "TypesConfig {}", path(types));
         }
         self.files(&mut c);
+        self.environ(&mut c);
         self.wsgi(&mut c);
         self.ssl(&mut c);
+        for f in &self.includes {
+            let _ = writeln!(c, "Include {}", path(f));
+        }
         c
+    }
+
+    fn environ(&self, c: &mut String) {
+        for (name, value) in &self.set_env {
+            let _ = writeln!(c, "SetEnv {} {}", word(name), word(value));
+        }
+        for name in &self.pass_env {
+            let _ = writeln!(c, "PassEnv {}", word(name));
+        }
+        if self.compress {
+            let _ = writeln!(
+                c,
+                "AddOutputFilterByType DEFLATE text/plain text/html text/css text/xml text/javascript \
+                 application/javascript application/json application/xml image/svg+xml"
+            );
+        }
     }
 
     fn load_modules(&self, c: &mut String) {
@@ -228,6 +263,12 @@ impl Plan {
             "\n<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>\n\
              DocumentRoot {docroot}\n<Directory {docroot}>\n    Options FollowSymLinks\n    Require all granted\n</Directory>"
         );
+        match &self.directory_index {
+            Some(index) => {
+                let _ = writeln!(c, "DirectoryIndex {}", word(index));
+            }
+            None => c.push_str("DirectoryIndex disabled\n"),
+        }
         for (url, target) in &self.url_aliases {
             let section = if target.is_dir() {
                 "Directory"
@@ -299,18 +340,8 @@ impl Plan {
                         word(&format!("python-path={}", join(&self.python_path)))
                     );
                 }
-                let _ = write!(
-                    line,
-                    " request-timeout={} queue-timeout={} startup-timeout={} socket-timeout={} \
-                     connect-timeout=15 graceful-timeout=15 shutdown-timeout={} deadlock-timeout=60",
-                    d.request_timeout,
-                    d.queue_timeout,
-                    d.startup_timeout,
-                    self.socket_timeout,
-                    d.shutdown_timeout
-                );
-                if d.maximum_requests > 0 {
-                    let _ = write!(line, " maximum-requests={}", d.maximum_requests);
+                for (key, value) in &d.options {
+                    let _ = write!(line, " {}", word(&format!("{key}={value}")));
                 }
                 let _ = writeln!(c, "{line}");
                 d.name.clone()
@@ -326,8 +357,9 @@ impl Plan {
             }
         };
         let groups = format!(
-            "{} application-group=%{{GLOBAL}}",
-            word(&format!("process-group={group}"))
+            "{} {}",
+            word(&format!("process-group={group}")),
+            word(&format!("application-group={}", self.application_group))
         );
         let _ = writeln!(
             c,
@@ -397,11 +429,7 @@ mod tests {
                 display_name: "(wsgi:127.0.0.1:8000:0)".into(),
                 home: "/srv/my app".into(),
                 lang: "C.UTF-8".into(),
-                request_timeout: 60,
-                queue_timeout: 45,
-                startup_timeout: 15,
-                shutdown_timeout: 5,
-                maximum_requests: 0,
+                options: vec![("request-timeout", "60".into()), ("queue-timeout", "45".into())],
             }),
             python_home: None,
             python_path: vec!["/srv/my app".into()],
@@ -410,6 +438,15 @@ mod tests {
             max_clients: 34,
             socket_timeout: 60,
             import_scripts: vec![],
+            application_group: "%{GLOBAL}".into(),
+            server_name: None,
+            set_env: vec![("STAGE".into(), "two words".into())],
+            pass_env: vec![],
+            directory_index: None,
+            compress: false,
+            limit_request_body: 10485760,
+            keep_alive_timeout: 2,
+            includes: vec![],
         }
     }
 
@@ -427,9 +464,10 @@ mod tests {
         assert!(conf.contains("Listen 127.0.0.1:8000\n"), "{conf}");
         assert!(conf.contains("WSGIRestrictEmbedded On\n"));
         assert!(conf.contains(
-            "WSGIDaemonProcess 127.0.0.1:8000 processes=2 threads=8 \"display-name=(wsgi:127.0.0.1:8000:0)\" \"home=/srv/my app\""
+            "WSGIDaemonProcess 127.0.0.1:8000 processes=2 threads=8 display-name=(wsgi:127.0.0.1:8000:0) \"home=/srv/my app\""
         ), "{conf}");
-        assert!(conf.contains("\"python-path=/srv/my app\""));
+        assert!(conf.contains("\"python-path=/srv/my app\" request-timeout=60 queue-timeout=45\n"));
+        assert!(conf.contains("SetEnv STAGE \"two words\"\n"));
         assert!(conf.contains(
             "WSGIScriptAlias / \"/srv/my app/app.wsgi\" process-group=127.0.0.1:8000 application-group=%{GLOBAL}"
         ));

@@ -165,6 +165,66 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub maximum_requests: u64,
 
+    /// Seconds a stuck Python (the GIL held) is tolerated before its daemon process is restarted.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub deadlock_timeout: u32,
+
+    /// Seconds to wait to connect to a daemon process before a 503.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub connect_timeout: u32,
+
+    /// Seconds a daemon process being recycled waits for its requests.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub graceful_timeout: u32,
+
+    /// Restart a daemon process after this many seconds without requests (0: never).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub inactivity_timeout: u32,
+
+    /// Restart each daemon process after this many seconds (0: never).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub restart_interval: u32,
+
+    /// Application group (Python interpreter) of the application; %{GLOBAL} is the main interpreter.
+    #[arg(long, default_value = "%{GLOBAL}", value_name = "NAME")]
+    pub application_group: String,
+
+    /// Name of the daemon process group (default HOST:PORT).
+    #[arg(long, value_name = "NAME")]
+    pub process_group: Option<String>,
+
+    /// Host name of the server (ServerName), for its URLs and virtual host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    /// Set NAME to VALUE in every request's WSGI environ (repeatable; like SetEnv).
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    pub setenv: Vec<String>,
+
+    /// Copy the environment variable NAME of this command into every request's environ (repeatable).
+    #[arg(long, value_name = "NAME", action = clap::ArgAction::Append)]
+    pub passenv: Vec<String>,
+
+    /// File served for a directory of the document root, e.g. index.html.
+    #[arg(long, value_name = "FILE")]
+    pub directory_index: Option<String>,
+
+    /// Compress text responses (mod_deflate).
+    #[arg(long)]
+    pub compress_responses: bool,
+
+    /// Largest request body accepted, in bytes (0: no limit).
+    #[arg(long, default_value_t = 10485760, value_name = "BYTES")]
+    pub limit_request_body: u64,
+
+    /// Seconds an idle keep-alive connection stays open (0: no keep-alive).
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub keep_alive_timeout: u32,
+
+    /// Extra Apache configuration to include at the end (repeatable).
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
+    pub include_file: Vec<PathBuf>,
+
     /// Apache httpd binary (default: from apxs, else apache2 or httpd on the usual paths).
     #[arg(long, value_name = "FILE")]
     pub httpd_executable: Option<PathBuf>,

@@ -161,6 +161,30 @@ fn pick_mpm(args: &ServerArgs, apache: &Apache) -> Result<Mpm, String> {
         .ok_or_else(|| format!("no Apache MPM module in {}.", apache.modules_dir.display()))
 }
 
+/// The daemon group's timeouts and recycling, as WSGIDaemonProcess options.
+fn daemon_options(args: &ServerArgs) -> Vec<(&'static str, String)> {
+    let mut options = vec![
+        ("request-timeout", args.request_timeout.to_string()),
+        ("queue-timeout", args.queue_timeout.to_string()),
+        ("startup-timeout", args.startup_timeout.to_string()),
+        ("socket-timeout", args.socket_timeout.to_string()),
+        ("connect-timeout", args.connect_timeout.to_string()),
+        ("graceful-timeout", args.graceful_timeout.to_string()),
+        ("shutdown-timeout", args.shutdown_timeout.to_string()),
+        ("deadlock-timeout", args.deadlock_timeout.to_string()),
+    ];
+    for (key, value) in [
+        ("inactivity-timeout", args.inactivity_timeout as u64),
+        ("restart-interval", args.restart_interval as u64),
+        ("maximum-requests", args.maximum_requests),
+    ] {
+        if value > 0 {
+            options.push((key, value.to_string()));
+        }
+    }
+    options
+}
+
 /// The default server root: /tmp/mod_wsgi_rs-HOST:PORT:UID, as mod_wsgi-express.
 fn default_server_root(args: &ServerArgs) -> PathBuf {
     // SAFETY: geteuid has no preconditions.
@@ -372,11 +396,9 @@ impl Server {
                 args.threads
             );
         }
-        let name = format!(
-            "{}:{}",
-            args.host.as_deref().unwrap_or("localhost"),
-            args.port
-        );
+        let name = args.process_group.clone().unwrap_or_else(|| {
+            format!("{}:{}", args.host.as_deref().unwrap_or("localhost"), args.port)
+        });
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
         let daemon = (!embedded).then(|| Daemon {
@@ -384,11 +406,7 @@ impl Server {
             name,
             home: working_directory.clone(),
             lang: locale(),
-            request_timeout: args.request_timeout,
-            queue_timeout: args.queue_timeout,
-            startup_timeout: args.startup_timeout,
-            shutdown_timeout: args.shutdown_timeout,
-            maximum_requests: args.maximum_requests,
+            options: daemon_options(args),
         });
         let mut modules: Vec<String> = ["unixd", "authz_core", "mime", "dir", "alias", "rewrite"]
             .iter()
@@ -396,6 +414,26 @@ impl Server {
             .collect();
         if args.access_log {
             modules.push("log_config".into());
+        }
+        if !args.setenv.is_empty() || !args.passenv.is_empty() {
+            modules.push("env".into());
+        }
+        if args.compress_responses {
+            modules.extend(["filter".into(), "deflate".into()]);
+        }
+        for name in &args.passenv {
+            if std::env::var_os(name).is_none() {
+                return Err(format!(
+                    "--passenv {name}: there is no environment variable {name} to pass on."
+                ));
+            }
+        }
+        let mut includes = Vec::new();
+        for f in &args.include_file {
+            if !f.is_file() {
+                return Err(format!("--include-file {}: no such file.", f.display()));
+            }
+            includes.push(absolute(f));
         }
         if https.is_some() {
             modules.extend(["socache_shmcb".into(), "ssl".into()]);
@@ -430,6 +468,19 @@ impl Server {
             max_clients,
             socket_timeout: args.socket_timeout,
             import_scripts,
+            application_group: args.application_group.clone(),
+            server_name: args.server_name.clone(),
+            set_env: args
+                .setenv
+                .chunks(2)
+                .map(|p| (p[0].clone(), p[1].clone()))
+                .collect(),
+            pass_env: args.passenv.clone(),
+            directory_index: args.directory_index.clone(),
+            compress: args.compress_responses,
+            limit_request_body: args.limit_request_body,
+            keep_alive_timeout: args.keep_alive_timeout,
+            includes,
         };
         files.push(("httpd.conf".into(), plan.render(), 0o644));
         files.push((
