@@ -42,7 +42,7 @@ K8S_VERSIONS = ('1.27', None)
 def tool(name):
     path = os.path.join(CI_TOOLS, 'bin', name)
     if not os.access(path, os.X_OK):
-        msg = '%s is not installed in %s: run scripts/deps.sh --tests (scripts/ci-tools.sh)' % (name, CI_TOOLS)
+        msg = 'no %s in %s/bin: run scripts/deps.sh --tests (scripts/ci-tools.sh)' % (name, CI_TOOLS)
         if os.environ.get('CI') == 'true':
             pytest.fail(msg)
         pytest.skip(msg)
@@ -244,8 +244,10 @@ def test_dockerfile_runs_and_copies_files_that_exist():
 # --- the image's steps, outside Docker --------------------------------------
 
 def needs_cli():
-    if not os.path.exists(CLI):
-        pytest.skip('no %s (the mod_wsgi_rs command is not built in this checkout)' % CLI)
+    with open(os.path.join(ROOT, 'Cargo.toml')) as f:
+        if not re.search(r'^\[\[bin\]\]\s*\nname\s*=\s*"mod_wsgi_rs"', f.read(), re.M):
+            pytest.skip('this checkout has no mod_wsgi_rs command (no [[bin]] in Cargo.toml)')
+    assert os.path.exists(CLI), 'no %s: cargo build --release' % CLI
     if os.path.realpath(PYTHON) != os.path.realpath('/usr/bin/python3'):
         pytest.skip("the image's module links Debian's python3; scripts/test.sh runs this with it")
 
