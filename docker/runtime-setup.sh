@@ -26,8 +26,8 @@ if [ -n "$missing" ]; then
     rm -rf /var/lib/apt/lists/*
 fi
 
-getent group "$APP_USER" >/dev/null || groupadd --system --gid "$APP_UID" "$APP_USER"
-getent passwd "$APP_USER" >/dev/null || useradd --system --uid "$APP_UID" --gid "$APP_USER" \
+getent group "$APP_USER" >/dev/null || groupadd --gid "$APP_UID" "$APP_USER"
+getent passwd "$APP_USER" >/dev/null || useradd --uid "$APP_UID" --gid "$APP_USER" \
     --home-dir /app --no-create-home --shell /usr/sbin/nologin "$APP_USER"
 # /app belongs to root: the application cannot rewrite its own code.
 install -d -m 755 /app
