@@ -162,13 +162,10 @@ fn allowed(who: &Account, meta: &std::fs::Metadata, need: u32) -> bool {
     bits & need == need
 }
 
-/// `path` made absolute against the current directory (not resolved).
+/// `path` made absolute against the current directory, without `.`
+/// components (symlinks and `..` are kept, as the user wrote them).
 pub fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    }
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]

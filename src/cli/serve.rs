@@ -142,8 +142,22 @@ fn signal_set() -> libc::sigset_t {
 fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
     let set = signal_set();
     // Block them before Apache exists, so none is lost; sigwait takes them.
-    // SAFETY: set is initialised; this thread is the only one.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    // An ignored signal is dropped even when blocked, and a shell starts
+    // background commands with SIGINT ignored: take the defaults back first.
+    // SAFETY: set is initialised; this thread is the only one; SIG_DFL is a
+    // valid disposition for each of these signals.
+    unsafe {
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+        ] {
+            libc::signal(s, libc::SIG_DFL);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
     let mut cmd = Command::new(&server.httpd);
     cmd.arg("-f").arg(server.conf()).arg("-DFOREGROUND");
     if args.startup_log {
@@ -154,14 +168,34 @@ fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
         cmd.env("LANG", &d.lang);
     }
     cmd.stdin(Stdio::null());
+    // Embedded mode's reloader runs in Apache's children, as a user that
+    // cannot signal Apache: it asks us for the graceful restart on a pipe.
+    let reload = if args.reload_on_changes && server.plan.daemon.is_none() {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe2 returns.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(format!(
+                "cannot make a pipe: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        cmd.env("MOD_WSGI_RS_RELOAD_FD", fds[1].to_string());
+        Some(fds)
+    } else {
+        None
+    };
+    let inherit = reload.map(|fds| fds[1]);
     // SAFETY: the closure only calls async-signal-safe functions (sigprocmask,
-    // setpgid) between fork and exec.
+    // setpgid, fcntl) between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             libc::setpgid(0, 0);
+            if let Some(fd) = inherit {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
             Ok(())
         });
     }
@@ -173,6 +207,11 @@ fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", server.httpd.display()))?;
     let pid = child.id() as libc::pid_t;
+    if let Some([read_end, write_end]) = reload {
+        // SAFETY: write_end is ours and now Apache's too; we no longer need it.
+        unsafe { libc::close(write_end) };
+        std::thread::spawn(move || restart_on_request(read_end, pid));
+    }
     let mut stopping = false;
     let status = loop {
         let mut sig: libc::c_int = 0;
@@ -222,6 +261,27 @@ fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
         }
         _ if stopping => Ok(0),
         _ => Err(format!("Apache was killed ({status})")),
+    }
+}
+
+/// Asks Apache for a graceful restart whenever a reloader writes to the
+/// pipe; one restart for the requests of every child that saw the change.
+fn restart_on_request(fd: libc::c_int, apache: libc::pid_t) {
+    let mut buf = [0u8; 64];
+    let mut last: Option<Instant> = None;
+    loop {
+        // SAFETY: buf is a live buffer of its length; fd is the pipe's read end.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0
+            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
+        {
+            return;
+        }
+        if n > 0 && last.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            last = Some(Instant::now());
+            // SAFETY: apache is our child; SIGUSR1 is its graceful restart.
+            unsafe { libc::kill(apache, libc::SIGUSR1) };
+        }
     }
 }
 
