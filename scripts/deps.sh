@@ -2,6 +2,7 @@
 # Installs what building and testing mod_wsgi_rs needs, when it is missing:
 # Apache with its headers and apxs, Python headers, libclang (bindgen), a C
 # compiler, the test tools, and a Rust toolchain (rustup) if there is no cargo.
+# --tests also: the Python tools of tests/test_docker.py (scripts/ci-tools.sh).
 # Idempotent and quick when everything is present. Debian/Ubuntu (apt).
 set -eu
 
@@ -9,7 +10,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 PKGS="apache2 apache2-dev python3 python3-dev libclang-dev gcc libc6-dev curl ca-certificates"
-[ "${1:-}" = "--tests" ] && PKGS="$PKGS python3-pytest python3-flask python3-django openssl strace curl"
+[ "${1:-}" = "--tests" ] && PKGS="$PKGS python3-pytest python3-flask python3-django openssl strace curl python3-venv"
 
 missing=
 for p in $PKGS; do
@@ -26,4 +27,8 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "deps.sh: installing Rust with rustup" >&2
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y -q --profile minimal
+fi
+
+if [ "${1:-}" = "--tests" ]; then
+    "$(dirname "$0")/ci-tools.sh"
 fi

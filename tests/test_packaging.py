@@ -13,6 +13,8 @@ def test_quick_start_example_site_serves(start_apache):
         site = f.read().replace('@EXAMPLE@', '@APPS@')
     a = start_apache(site, apps=(EXAMPLE,), name='example')
     assert a.get('/hello').body == b'Hello World!'
+    health = a.get('/healthz')  # docker/'s probes
+    assert (health.status, health.body, health.header('Content-Type')) == (200, b'ok', 'text/plain')
     page = a.get('/').text
     assert 'Served by mod_wsgi_rs 0.' in page and '<th>SCRIPT_NAME</th><td></td>' in page
 

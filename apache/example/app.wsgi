@@ -6,10 +6,11 @@ import mod_wsgi_rs
 
 
 def application(environ, start_response):
-    if environ['PATH_INFO'] == '/hello':
-        body = b'Hello World!'
-        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
-        return [body]
+    # /healthz: for load balancers and container probes (docker/).
+    plain = {'/hello': b'Hello World!', '/healthz': b'ok'}.get(environ['PATH_INFO'])
+    if plain is not None:
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(plain)))])
+        return [plain]
     rows = ''.join('<tr><th>%s</th><td>%s</td></tr>' % (html.escape(k), html.escape(str(environ[k])))
                    for k in sorted(environ))
     page = ('<!doctype html><title>mod_wsgi_rs</title>'
