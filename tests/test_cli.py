@@ -233,6 +233,12 @@ def test_log_to_terminal_sends_the_logs_to_stdout_and_stderr(serve, work):
     assert not os.path.exists(os.path.join(s.root, 'error_log'))
     s.proc.send_signal(signal.SIGINT)
     assert s.wait_stopped() == 0
+    # Our lines and Apache's share the files: none overwrites another.
+    out, err = s.output().split('\nstderr:\n')
+    assert out.startswith('stdout:\nServer URL ') and 'GET /logged' in out
+    lines = err.splitlines()
+    assert 'mod_wsgi_rs: stopping Apache (pid %d)' % s.apache_pid in lines
+    assert all(line.startswith(('[', 'mod_wsgi_rs: ')) for line in lines), lines
 
 
 def test_reload_on_changes_serves_edited_code(serve, work):

@@ -158,6 +158,7 @@ fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
+    append_to_log_files();
     let mut cmd = Command::new(&server.httpd);
     cmd.arg("-f").arg(server.conf()).arg("-DFOREGROUND");
     if args.startup_log {
@@ -281,6 +282,24 @@ fn restart_on_request(fd: libc::c_int, apache: libc::pid_t) {
             last = Some(Instant::now());
             // SAFETY: apache is our child; SIGUSR1 is its graceful restart.
             unsafe { libc::kill(apache, libc::SIGUSR1) };
+        }
+    }
+}
+
+/// With --log-to-terminal Apache reopens /dev/stdout and /dev/stderr, which
+/// for a regular file (`serve … > log`) is a new description that appends:
+/// ours must append too, or our lines overwrite Apache's.
+fn append_to_log_files() {
+    for fd in [1, 2] {
+        // SAFETY: fstat and fcntl only read and set flags of our own descriptors.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_APPEND);
+                }
+            }
         }
     }
 }
