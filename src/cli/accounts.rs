@@ -45,7 +45,9 @@ pub fn user(name: &str) -> Option<Account> {
         return None;
     }
     // SAFETY: on success pw_name points into buf, NUL-terminated.
-    let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_string_lossy().into_owned();
+    let name = unsafe { CStr::from_ptr(pw.pw_name) }
+        .to_string_lossy()
+        .into_owned();
     let groups = groups_of(&name, pw.pw_gid);
     Some(Account {
         name,
@@ -198,7 +200,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         if me.uid != nobody.uid {
             let err = verdict.unwrap_err();
-            assert!(err.contains("cannot read") && err.contains("app.wsgi"), "{err}");
+            assert!(
+                err.contains("cannot read") && err.contains("app.wsgi"),
+                "{err}"
+            );
         }
         assert!(after.is_ok(), "{after:?}");
     }

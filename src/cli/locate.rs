@@ -39,15 +39,22 @@ impl Apache {
     pub fn find(httpd: Option<&Path>, modules_dir: Option<&Path>) -> Result<Apache, String> {
         let httpd = match httpd {
             Some(p) if p.exists() => p.to_path_buf(),
-            Some(p) => return Err(format!("--httpd-executable {} does not exist.", p.display())),
+            Some(p) => {
+                return Err(format!(
+                    "--httpd-executable {} does not exist.",
+                    p.display()
+                ))
+            }
             None => apxs("SBINDIR")
                 .zip(apxs("TARGET"))
                 .map(|(dir, target)| Path::new(&dir).join(target))
                 .filter(|p| p.exists())
                 .or_else(|| first_existing(on_path("apache2").chain(on_path("httpd"))))
-                .ok_or("cannot find Apache httpd (apxs, apache2 or httpd). Install it \
+                .ok_or(
+                    "cannot find Apache httpd (apxs, apache2 or httpd). Install it \
                         (Debian/Ubuntu: apt install apache2; Fedora/RHEL: dnf install httpd) \
-                        or name it with --httpd-executable.")?,
+                        or name it with --httpd-executable.",
+                )?,
         };
         let modules_dir = match modules_dir {
             Some(p) => p.to_path_buf(),
@@ -65,7 +72,9 @@ impl Apache {
                         .map(PathBuf::from),
                     )
                 })
-                .ok_or("cannot find Apache's modules directory; name it with --modules-directory.")?,
+                .ok_or(
+                    "cannot find Apache's modules directory; name it with --modules-directory.",
+                )?,
         };
         if !modules_dir.is_dir() {
             return Err(format!(
