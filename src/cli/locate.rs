@@ -141,6 +141,30 @@ pub fn python_in(home: &Path) -> Option<PathBuf> {
     )
 }
 
+/// The python executable of the Python `module` links (version `3.X`): the
+/// `bin/python3.X` beside the RUNPATH directory that holds its libpython
+/// (a module built against a Python outside the system's library paths),
+/// else this program's Python if it is that version, else `python3.X` on
+/// the PATH.
+pub fn module_python(module: &Path, version: &str) -> Option<PathBuf> {
+    let lib = format!("libpython{version}.so.1.0");
+    let exe = format!("python{version}");
+    let from_runpath = std::fs::read(module).ok().and_then(|bytes| {
+        // RUNPATH is one of the NUL-terminated strings of the dynamic section.
+        bytes
+            .split(|&b| b == 0)
+            .filter(|s| s.first() == Some(&b'/') && s.len() < 4096)
+            .filter_map(|s| std::str::from_utf8(s).ok())
+            .flat_map(|s| s.split(':'))
+            .map(Path::new)
+            .filter(|dir| dir.join(&lib).exists())
+            .find_map(|dir| Some(dir.parent()?.join("bin").join(&exe)).filter(|p| p.exists()))
+    });
+    from_runpath
+        .or_else(|| (version == PYTHON_VERSION).then(|| PathBuf::from(PYTHON_EXECUTABLE)))
+        .or_else(|| first_existing(on_path(&exe)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +179,26 @@ mod tests {
         std::fs::write(&f, b"\x7fELF no python here").unwrap();
         assert_eq!(module_python_version(&f), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn finds_the_python_of_a_modules_runpath() {
+        let dir = std::env::temp_dir().join(format!("wsgi-rs-runpath-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("lib/libpython3.99.so.1.0"), b"").unwrap();
+        std::fs::write(dir.join("bin/python3.99"), b"").unwrap();
+        let module = dir.join("m.so");
+        let runpath = format!(
+            "\x7fELF\0libpython3.99.so.1.0\0/nowhere:{}/lib\0",
+            dir.display()
+        );
+        std::fs::write(&module, runpath).unwrap();
+        let found = module_python(&module, "3.99");
+        std::fs::write(&module, b"\x7fELF\0libpython3.99.so.1.0\0").unwrap();
+        let without = module_python(&module, "3.99");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, Some(dir.join("bin/python3.99")));
+        assert_eq!(without, None);
     }
 }
