@@ -4,13 +4,22 @@
 # compiler, the test tools, and a Rust toolchain (rustup) if there is no cargo.
 # --tests also: the Python tools of tests/test_docker.py (scripts/ci-tools.sh).
 # Idempotent and quick when everything is present. Debian/Ubuntu (apt).
+#   scripts/deps.sh          building the module
+#   scripts/deps.sh --deb    also building the .deb (scripts/build-deb.sh):
+#                            dpkg-dev (dpkg-shlibdeps) and cargo-deb
+#   scripts/deps.sh --tests  also the tests (which build the .deb too)
 set -eu
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 PKGS="apache2 apache2-dev python3 python3-dev libclang-dev gcc libc6-dev curl ca-certificates"
-[ "${1:-}" = "--tests" ] && PKGS="$PKGS python3-pytest python3-flask python3-django openssl strace curl python3-venv"
+DEB=
+case "${1:-}" in
+    --tests) DEB=1; PKGS="$PKGS python3-pytest python3-flask python3-django openssl strace curl python3-venv" ;;
+    --deb) DEB=1 ;;
+esac
+[ -n "$DEB" ] && PKGS="$PKGS dpkg-dev"
 
 missing=
 for p in $PKGS; do
@@ -27,6 +36,13 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "deps.sh: installing Rust with rustup" >&2
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y -q --profile minimal
+    . "$HOME/.cargo/env"
+fi
+
+# cargo-deb (the .deb), built from crates.io: a few minutes, once.
+if [ -n "$DEB" ] && ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "deps.sh: installing cargo-deb (cargo install)" >&2
+    cargo install cargo-deb --locked --version '^3'
 fi
 
 if [ "${1:-}" = "--tests" ]; then

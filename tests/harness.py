@@ -142,14 +142,18 @@ GracefulShutdownTimeout 5
             return proc.returncode
         if proc.returncode != 0:
             raise RuntimeError('httpd failed to start (%d):\n%s\n%s' % (proc.returncode, self.start_output, self.error_log()))
+        # Listening is not enough: the parent binds its sockets before it
+        # writes its pidfile, and stop() needs the PID.
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
                 with socket.create_connection(('127.0.0.1', self.port), timeout=1):
-                    return self
+                    if self.pid():
+                        return self
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError('httpd did not listen on %d:\n%s' % (self.port, self.error_log()))
+                pass
+            time.sleep(0.05)
+        raise RuntimeError('httpd did not listen on %d or write %s:\n%s' % (self.port, self.pidfile, self.error_log()))
 
     def pid(self):
         try:
