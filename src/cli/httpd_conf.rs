@@ -429,7 +429,10 @@ mod tests {
                 display_name: "(wsgi:127.0.0.1:8000:0)".into(),
                 home: "/srv/my app".into(),
                 lang: "C.UTF-8".into(),
-                options: vec![("request-timeout", "60".into()), ("queue-timeout", "45".into())],
+                options: vec![
+                    ("request-timeout", "60".into()),
+                    ("queue-timeout", "45".into()),
+                ],
             }),
             python_home: None,
             python_path: vec!["/srv/my app".into()],

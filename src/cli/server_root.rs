@@ -397,7 +397,11 @@ impl Server {
             );
         }
         let name = args.process_group.clone().unwrap_or_else(|| {
-            format!("{}:{}", args.host.as_deref().unwrap_or("localhost"), args.port)
+            format!(
+                "{}:{}",
+                args.host.as_deref().unwrap_or("localhost"),
+                args.port
+            )
         });
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
