@@ -208,11 +208,15 @@ fn make_root(root: &Path) -> Result<(), String> {
                 ));
             }
         }
-        Err(_) => fs::create_dir_all(root)
-            .map_err(|e| format!("cannot create the server root {}: {e}", root.display()))?,
+        Err(_) => {
+            fs::create_dir_all(root)
+                .map_err(|e| format!("cannot create the server root {}: {e}", root.display()))?;
+            // Apache's user reaches the daemons' sockets through it.
+            fs::set_permissions(root, fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("cannot set the permissions of {}: {e}", root.display()))?;
+        }
     }
-    fs::set_permissions(root, fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("cannot set the permissions of {}: {e}", root.display()))
+    Ok(())
 }
 
 fn py_str(s: &str) -> String {
@@ -517,6 +521,7 @@ impl Server {
         if let Some((user, _)) = &self.plan.run_as {
             let who = accounts::user(user).ok_or_else(|| format!("no user '{user}'"))?;
             let mut needed = vec![
+                self.plan.server_root.clone(),
                 self.plan.mount.script.clone(),
                 self.plan.document_root.clone(),
             ];
