@@ -511,6 +511,22 @@ def test_errors_read_as_sentences(work, args, message):
     assert not os.path.exists(os.path.join(work, 'r', 'httpd.pid'))
 
 
+def test_serve_refuses_a_virtualenv_of_another_python(work):
+    venv = os.path.join(work, 'venv')
+    os.makedirs(os.path.join(venv, 'bin'))
+    os.symlink('/usr/bin/python3', os.path.join(venv, 'bin', 'python3'))
+    here = subprocess.run([CLI, 'module-config'], capture_output=True, text=True).stdout
+    module_version = here.split('for Python ')[1].split('.')[:2]
+    other = '3.%d' % (int(module_version[1]) + 1)
+    write(os.path.join(venv, 'pyvenv.cfg'), 'home = /usr/bin\nversion = %s.0\n' % other)
+    out = subprocess.run([CLI, 'serve', example(work), '--python-home', venv,
+                          '--server-root', os.path.join(work, 'r')], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert 'is a virtual environment for Python %s, but the module was built for Python %s' % (
+        other, '.'.join(module_version)) in out.stderr, out.stderr
+    assert not os.path.exists(os.path.join(work, 'r'))
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason='Apache switches users only when started as root')
 def test_serve_as_root_refuses_a_script_its_user_cannot_read(work):
     private = tempfile.mkdtemp(prefix='wsgi-rs-private-')  # 0700: www-data cannot enter it

@@ -42,6 +42,16 @@ def test_a_good_script_passes(public_tmp):
     assert out.rstrip().endswith('is ready for Apache.'), out
 
 
+def test_the_quick_start_example_passes(public_tmp):
+    """It imports mod_wsgi_rs, which the module provides: so does check."""
+    script = public_tmp / 'app.wsgi'
+    with open(os.path.join(ROOT, 'apache', 'example', 'app.wsgi')) as f:
+        script.write_text(f.read())
+    code, out = check(script)
+    assert code == 0, out
+    assert out.rstrip().endswith('is ready for Apache.'), out
+
+
 def test_an_import_error_shows_its_traceback(public_tmp):
     script = public_tmp / 'broken.wsgi'
     script.write_text('import os\nprint("loading broken")\nimport no_such_package_xyz\n' + GOOD)

@@ -235,6 +235,8 @@ impl Server {
         )?;
         let module = locate::wsgi_module(args.module_path.as_deref(), Some(&apache.modules_dir))?;
         let mpm = pick_mpm(args, &apache)?;
+        let module_version = locate::module_python_version(&module)
+            .unwrap_or_else(|| locate::PYTHON_VERSION.to_string());
         let server_root = absolute(
             &args
                 .server_root
@@ -256,6 +258,7 @@ impl Server {
         let python_home = match &args.python_home {
             Some(h) => {
                 let h = absolute(h);
+                crate::check::python_env::check_home_matches(&h, &module_version)?;
                 if locate::python_in(&h).is_none() {
                     return Err(format!(
                         "the Python home {} has no bin/python3: create the virtual environment \

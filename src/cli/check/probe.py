@@ -32,7 +32,13 @@ def set_up(group, workdir, pypath):
     helpers.__dict__['_rs_log_info'] = lambda text: None
     exec(compile(HELPERS, 'mod_wsgi', 'exec'), helpers.__dict__)
     helpers.application_group = '' if group in ('', '%{GLOBAL}') else group
+    helpers.process_group = ''
+    helpers.maximum_processes = 1
+    helpers.threads_per_process = 1
+    version = os.environ.pop('MOD_WSGI_RS_CHECK_VERSION', '0.0.0').split('.')
+    helpers.mod_wsgi_rs_version = tuple(int(p) for p in version[:3] if p.isdigit())
     sys.modules['mod_wsgi'] = helpers
+    sys.modules['mod_wsgi_rs'] = helpers
     apache = types.ModuleType('apache')
     apache.version = (2, 4)
     apache.description = 'Apache/2.4'

@@ -142,6 +142,7 @@ impl Probe<'_> {
         .arg(self.workdir.as_deref().unwrap_or(Path::new("")))
         .args(&self.python_path)
         .current_dir("/")
+        .env("MOD_WSGI_RS_CHECK_VERSION", env!("CARGO_PKG_VERSION"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

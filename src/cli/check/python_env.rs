@@ -139,7 +139,6 @@ fn venv_mismatch(home: &Path, cfg: &PyvenvCfg, want: &str) -> Option<(String, St
 /// Err(sentence) when the Python home / virtual environment `home` is for another Python
 /// version than `module_version` ("3.11"), saying how to fix it; Ok(()) when it matches
 /// or its version cannot be told.
-#[allow(dead_code)] // called by server_root (serve) once merged
 pub(crate) fn check_home_matches(home: &Path, module_version: &str) -> Result<(), String> {
     let home = accounts::absolute(home);
     match read_pyvenv_cfg(&home).and_then(|cfg| venv_mismatch(&home, &cfg, module_version)) {
