@@ -60,12 +60,13 @@ def run_one(argv, port, duration, connections, work):
         rps = float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1))
         return startup, rps
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         time.sleep(1)
 
 
