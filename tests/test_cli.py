@@ -665,3 +665,47 @@ def test_sigint_stops_serve_even_when_started_with_sigint_ignored(work):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_environ_groups_headers_and_limits_options(serve, work):
+    app = write(os.path.join(work, 'app.wsgi'),
+                "def application(environ, start_response):\n"
+                "    keys = ('STAGE', 'WSGI_RS_FROM_SHELL', 'mod_wsgi.process_group',\n"
+                "            'mod_wsgi.application_group')\n"
+                "    body = ('|'.join(str(environ.get(k)) for k in keys) + '\\n' + 'x' * 2000).encode()\n"
+                "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                "    return [body]\n")
+    docroot = public_dir('wsgi-rs-docroot-')
+    include = write(os.path.join(work, 'extra.conf'),
+                    '<IfModule !headers_module>\n    LoadModule headers_module %s/mod_headers.so\n</IfModule>\n'
+                    'Header always set X-Included yes\n' % MODULES_DIR)
+    try:
+        write(os.path.join(docroot, 'index.html'), 'the index')
+        os.environ['WSGI_RS_FROM_SHELL'] = 'passed on'
+        try:
+            s = serve([app, '--mount-point', '/app', '--setenv', 'STAGE', 'two words',
+                       '--passenv', 'WSGI_RS_FROM_SHELL', '--process-group', 'shop',
+                       '--application-group', 'shop-app', '--server-name', 'shop.example',
+                       '--document-root', docroot, '--directory-index', 'index.html',
+                       '--compress-responses', '--limit-request-body', '100', '--include-file', include])
+        finally:
+            del os.environ['WSGI_RS_FROM_SHELL']
+        status, body = s.started('/app/')
+        assert status == 200
+        # PassEnv copies a variable of Apache's environment: serve passes its own on.
+        assert body.splitlines()[0] == 'two words|passed on|shop|shop-app'
+        assert get(s.port, '/') == (200, 'the index')
+        c = http.client.HTTPConnection('127.0.0.1', s.port, timeout=10)
+        c.request('GET', '/app/', headers={'Accept-Encoding': 'gzip'})
+        r = c.getresponse()
+        r.read()
+        assert r.getheader('Content-Encoding') == 'gzip'
+        assert r.getheader('X-Included') == 'yes'
+        c.request('POST', '/app/', body=b'y' * 1000, headers={'Content-Type': 'text/plain'})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 413
+        c.close()
+        assert 'Server URL         : http://shop.example:%d/' % s.port in s.output()
+    finally:
+        shutil.rmtree(docroot)
