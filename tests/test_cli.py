@@ -341,10 +341,17 @@ def test_https_port(serve, work):
                     '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert],
                    check=True, capture_output=True)
     https_port = free_port()
+    docroot = os.path.join(work, 'htdocs')
+    os.mkdir(docroot)
+    os.chmod(docroot, 0o755)
+    write(os.path.join(docroot, 'robots.txt'), 'static')
     s = serve([example(work), '--https-port', str(https_port), '--ssl-certificate-file', cert,
-               '--ssl-certificate-key-file', key])
+               '--ssl-certificate-key-file', key, '--document-root', docroot])
     assert s.started('/hello') == (200, 'Hello World!')
     assert get(https_port, '/hello', https=True) == (200, 'Hello World!')
+    # The document root wins over the application on both ports.
+    assert get(s.port, '/robots.txt') == (200, 'static')
+    assert get(https_port, '/robots.txt', https=True) == (200, 'static')
     status, page = get(https_port, '/', https=True)
     assert '<th>wsgi.url_scheme</th><td>https</td>' in page
     assert 'Server URL (HTTPS) : https://127.0.0.1:%d/' % https_port in s.output()

@@ -379,7 +379,9 @@ impl Plan {
             c,
             "\nListen {} https\nSSLSessionCache \"shmcb:{}(512000)\"\n\
              <VirtualHost _default_:{}>\n    ServerName {}\n    SSLEngine on\n    \
-             SSLCertificateFile {}\n    SSLCertificateKeyFile {}\n</VirtualHost>",
+             SSLCertificateFile {}\n    SSLCertificateKeyFile {}\n    \
+             # Rewrite rules are not inherited by default: the document root wins here too.\n    \
+             RewriteEngine On\n    RewriteOptions Inherit\n</VirtualHost>",
             self.listen(https.port),
             self.server_root.join("ssl_scache").display(),
             https.port,
