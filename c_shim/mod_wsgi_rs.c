@@ -40,6 +40,8 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIApplicationGroup", ACCESS_CONF | RSRC_CONF, "Application group (interpreter) name."),
     WSGI_DIRECTIVE("WSGIPassAuthorization", OR_FILEINFO, "On: pass the Authorization header to the application."),
     WSGI_DIRECTIVE("WSGIChunkedRequest", OR_FILEINFO, "On: accept chunked request bodies."),
+    WSGI_DIRECTIVE("WSGIMapHEADToGET", OR_FILEINFO, "On, Off or Auto: whether the application sees a HEAD request as GET."),
+    WSGI_DIRECTIVE("WSGIEnableSendfile", OR_FILEINFO, "On: wsgi.file_wrapper files may be sent with sendfile."),
     WSGI_DIRECTIVE("WSGIScriptReloading", OR_FILEINFO, "On: reload a script whose file changed."),
     WSGI_DIRECTIVE("WSGIPythonHome", RSRC_CONF, "Python home (a prefix or a virtual environment)."),
     WSGI_DIRECTIVE("WSGIPythonPath", RSRC_CONF, "Directories added to sys.path, separated by ':'."),
@@ -79,8 +81,6 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIAuthGroupScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthGroupAuthoritative", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIHandlerScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIMapHEADToGET", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIEnableSendfile", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGITrustedProxyHeaders", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGITrustedProxies", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     { NULL }
@@ -155,7 +155,29 @@ int wsgi_rs_brigade_ends_with_eos(apr_bucket_brigade *bb)
     return !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
 }
 
-unsigned wsgi_rs_core_enable_sendfile(request_rec *r)
+/* Whether Apache's EnableSendfile is explicitly Off for this request (On
+ * and unset are not). */
+int wsgi_rs_core_sendfile_off(request_rec *r)
 {
-    return ((core_dir_config *)ap_get_core_module_config(r->per_dir_config))->enable_sendfile;
+    return ((core_dir_config *)ap_get_core_module_config(r->per_dir_config))->enable_sendfile ==
+           ENABLE_SENDFILE_OFF;
+}
+
+/* A HEAD request: Apache gives it method_number M_GET and sets header_only. */
+int wsgi_rs_is_head(request_rec *r)
+{
+    return r->method_number == M_GET && r->header_only;
+}
+
+/* WSGIMapHEADToGET Auto, mod_wsgi's test (wsgi_environ.c): the output
+ * filter chain starts with a filter below AP_FTYPE_PROTOCOL, i.e. a
+ * resource or content-set filter (DEFLATE, INCLUDES, mod_filter's
+ * AddOutputFilterByType harness, mod_headers' FIXUP_HEADERS_OUT...) that
+ * may change the body or the headers. The chain is kept sorted by type, so
+ * the first filter is the lowest. Called from the handler: see head_as_get
+ * in src/embedded/handler.rs. */
+int wsgi_rs_content_filter_present(request_rec *r)
+{
+    return r->output_filters && r->output_filters->frec &&
+           r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
 }

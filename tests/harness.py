@@ -239,5 +239,21 @@ GracefulShutdownTimeout 5
                 chunks.append(b)
             return b''.join(chunks)
 
+    def traced(self, path, syscalls, pids=None):
+        """(response, strace output): GET path while strace follows pids
+        (default: every child of the Apache parent) for those syscalls."""
+        out = os.path.join(self.dir, 'traced.strace')
+        st = subprocess.Popen(['strace', '-f', '-qq', '-e', 'trace=' + syscalls, '-o', out]
+                              + sum((['-p', str(p)] for p in (pids or self.children())), []))
+        try:
+            time.sleep(0.7)  # strace attaches to every thread
+            r = self.get(path)
+            time.sleep(0.2)
+        finally:
+            st.send_signal(signal.SIGINT)
+            st.wait(timeout=10)
+        with open(out) as f:
+            return r, f.read()
+
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)

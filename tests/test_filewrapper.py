@@ -44,13 +44,11 @@ def test_head(apache):
     assert r.status == 200 and r.body == b''
 
 
-# --- sendfile and mmap follow EnableSendfile / EnableMMAP, as Apache's own
-# static file handler does; a file cut short while it is sent costs the
-# request, never the child (no SIGBUS).
+# --- sendfile needs WSGIEnableSendfile On (and not EnableSendfile Off; see
+# also test_head_and_sendfile.py); files are never memory-mapped; a file cut
+# short while it is sent costs the request, never the child (no SIGBUS).
 
 import shutil
-import signal
-import subprocess
 import time
 
 SENDFILE_CONF = '''
@@ -58,6 +56,7 @@ SendBufferSize 16384
 WSGIScriptAlias /on @APPS@/sendfile.wsgi
 WSGIScriptAlias /off @APPS@/sendfile.wsgi
 <Location /on>
+    WSGIEnableSendfile On
     EnableSendfile On
 </Location>
 WSGIScriptAlias /deflate @APPS@/sendfile.wsgi
@@ -79,19 +78,7 @@ def traced(apache, path):
     """The syscalls (sendfile, mmap) Apache's only child makes while serving path."""
     if not shutil.which('strace'):
         pytest.skip('strace is not installed')
-    child = apache.children()[0]
-    out = os.path.join(apache.dir, 'strace.out')
-    st = subprocess.Popen(['strace', '-f', '-qq', '-e', 'trace=sendfile,sendfile64,mmap',
-                           '-o', out, '-p', str(child)])
-    try:
-        time.sleep(0.5)  # strace attaches to every thread
-        r = apache.get(path)
-        time.sleep(0.2)
-    finally:
-        st.send_signal(signal.SIGINT)
-        st.wait(timeout=10)
-    with open(out) as f:
-        return r, f.read()
+    return apache.traced(path, 'sendfile,sendfile64,mmap', pids=apache.children()[:1])
 
 
 @pytest.fixture(scope='module')

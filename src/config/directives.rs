@@ -1,8 +1,8 @@
 //! Directive handlers. Apache reports an `Err` as a syntax error with the
 //! configuration file and line, and refuses to start.
 use super::{
-    daemon, parse_flag, python, python_directives, AliasOptions, DirConfig, GroupSpec, ScriptAlias,
-    ServerConfig,
+    daemon, parse_flag, python, python_directives, AliasOptions, DirConfig, GroupSpec, MapHead,
+    ScriptAlias, ServerConfig,
 };
 use crate::apache::{self, sys};
 use crate::config::alias::{Matcher, Regex};
@@ -113,6 +113,8 @@ fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), St
         }
         "WSGIPassAuthorization" => dir.pass_authorization = Some(parse_flag(name, one(name, w)?)?),
         "WSGIChunkedRequest" => dir.chunked_request = Some(parse_flag(name, one(name, w)?)?),
+        "WSGIMapHEADToGET" => dir.map_head_to_get = Some(MapHead::parse(one(name, w)?)?),
+        "WSGIEnableSendfile" => dir.enable_sendfile = Some(parse_flag(name, one(name, w)?)?),
         "WSGIScriptReloading" => dir.script_reloading = Some(parse_flag(name, one(name, w)?)?),
         "WSGIProcessGroup" => dir.process_group = Some(process_group(one(name, w)?)?),
         "WSGIRestrictProcess" => {

@@ -43,6 +43,8 @@ pub struct DirConfig {
     pub application_group: Option<GroupSpec>,
     pub pass_authorization: Option<bool>,
     pub chunked_request: Option<bool>,
+    pub map_head_to_get: Option<MapHead>,
+    pub enable_sendfile: Option<bool>,
     pub script_reloading: Option<bool>,
     /// WSGIProcessGroup: "" (%{GLOBAL}) runs embedded; %{ENV:name} allowed.
     pub process_group: Option<String>,
@@ -66,6 +68,8 @@ impl DirConfig {
                 .or_else(|| base.application_group.clone()),
             pass_authorization: add.pass_authorization.or(base.pass_authorization),
             chunked_request: add.chunked_request.or(base.chunked_request),
+            map_head_to_get: add.map_head_to_get.or(base.map_head_to_get),
+            enable_sendfile: add.enable_sendfile.or(base.enable_sendfile),
             script_reloading: add.script_reloading.or(base.script_reloading),
             process_group: add
                 .process_group
@@ -95,6 +99,14 @@ impl DirConfig {
     pub fn chunked_request(&self) -> bool {
         self.chunked_request.unwrap_or(false)
     }
+    /// WSGIMapHEADToGET, Auto by default as with mod_wsgi 6.
+    pub fn map_head_to_get(&self) -> MapHead {
+        self.map_head_to_get.unwrap_or(MapHead::Auto)
+    }
+    /// WSGIEnableSendfile, Off by default as with mod_wsgi.
+    pub fn enable_sendfile(&self) -> bool {
+        self.enable_sendfile.unwrap_or(false)
+    }
     /// The configured process group ("" for embedded), unexpanded.
     pub fn process_group(&self) -> &str {
         self.process_group.as_deref().unwrap_or("")
@@ -113,6 +125,32 @@ impl DirConfig {
     }
     pub fn script_reloading(&self) -> bool {
         self.script_reloading.unwrap_or(true)
+    }
+}
+
+/// WSGIMapHEADToGET: whether a HEAD request reaches the application as GET.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapHead {
+    Off,
+    On,
+    /// Only when an output filter that may change the content is on the
+    /// request (see `embedded::handler::head_as_get`).
+    Auto,
+}
+
+impl MapHead {
+    pub fn parse(value: &str) -> Result<MapHead, String> {
+        if value.eq_ignore_ascii_case("off") {
+            Ok(MapHead::Off)
+        } else if value.eq_ignore_ascii_case("on") {
+            Ok(MapHead::On)
+        } else if value.eq_ignore_ascii_case("auto") {
+            Ok(MapHead::Auto)
+        } else {
+            Err(format!(
+                "WSGIMapHEADToGET must be one of: Off | On | Auto, not '{value}'."
+            ))
+        }
     }
 }
 
@@ -148,6 +186,26 @@ mod tests {
         assert!(!m.chunked_request());
         assert!(m.pass_authorization());
         assert!(m.script_reloading());
+        assert_eq!(m.map_head_to_get(), MapHead::Auto);
+        assert!(!m.enable_sendfile());
+        let add = DirConfig {
+            map_head_to_get: Some(MapHead::Off),
+            enable_sendfile: Some(true),
+            ..Default::default()
+        };
+        let m = DirConfig::merge(&m, &add);
+        assert_eq!(m.map_head_to_get(), MapHead::Off);
+        assert!(m.enable_sendfile());
+    }
+
+    #[test]
+    fn map_head_values() {
+        assert_eq!(MapHead::parse("AUTO"), Ok(MapHead::Auto));
+        assert_eq!(MapHead::parse("on"), Ok(MapHead::On));
+        assert_eq!(MapHead::parse("Off"), Ok(MapHead::Off));
+        assert!(MapHead::parse("yes")
+            .unwrap_err()
+            .contains("Off | On | Auto"));
     }
 
     #[test]

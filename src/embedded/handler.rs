@@ -4,7 +4,7 @@
 use super::request::{self, Decided};
 use super::transport::ApacheTransport;
 use crate::apache::{self, log, sys, table};
-use crate::config::{DirConfig, GroupFacts, GroupSpec, ServerConfig};
+use crate::config::{DirConfig, GroupFacts, GroupSpec, MapHead, ServerConfig};
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
 use crate::wsgi::head::Target;
@@ -168,8 +168,40 @@ unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) ->
             script_name,
             path_info,
             pass_authorization,
+            head_as_get: head_as_get(r, dir),
+            enable_sendfile: dir.enable_sendfile(),
             ignore_activity: dir.ignore_activity(),
         }
+    }
+}
+
+/// WSGIMapHEADToGET: whether this HEAD request reaches the application as
+/// GET (Apache still sends no body: r->header_only stays set). On: always.
+/// Auto (the default): when an output filter that may change the content
+/// or its headers is on the request, so that it sees the body a GET would
+/// produce and the HEAD response's headers (Content-Length,
+/// Content-Encoding, ETag...) match GET's. mod_wsgi's rule, kept exactly:
+/// the first output filter's type is below AP_FTYPE_PROTOCOL (a resource
+/// or content-set filter: DEFLATE, INCLUDES, AddOutputFilterByType's
+/// mod_filter harness, mod_headers' FIXUP_HEADERS_OUT...); see
+/// wsgi_rs_content_filter_present. It is looked at here, in the content
+/// handler, as mod_wsgi does: filters from SetOutputFilter,
+/// AddOutputFilterByType (mod_filter's harness, which picks its provider
+/// later, by content type) and mod_headers are inserted by the
+/// insert_filter hook, which runs just before the handler. A filter added
+/// only once the response starts (AddOutputFilter by a later handler, a
+/// filter inserting another) is not seen. Decided in the Apache child for
+/// daemon mode as well: the method travels to the daemon in the request
+/// head, so both modes behave the same.
+unsafe fn head_as_get(r: *mut sys::request_rec, dir: &DirConfig) -> bool {
+    // SAFETY: r and its output filter chain are live (caller).
+    unsafe {
+        sys::wsgi_rs_is_head(r) != 0
+            && match dir.map_head_to_get() {
+                MapHead::Off => false,
+                MapHead::On => true,
+                MapHead::Auto => sys::wsgi_rs_content_filter_present(r) != 0,
+            }
     }
 }
 

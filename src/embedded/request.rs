@@ -10,6 +10,10 @@ pub struct Decided {
     pub script_name: Vec<u8>,
     pub path_info: Vec<u8>,
     pub pass_authorization: bool,
+    /// WSGIMapHEADToGET decided to show this HEAD request as GET.
+    pub head_as_get: bool,
+    /// WSGIEnableSendfile (shown as mod_wsgi.enable_sendfile).
+    pub enable_sendfile: bool,
     /// WSGIIgnoreActivity (daemon mode's inactivity-timeout).
     pub ignore_activity: bool,
 }
@@ -140,10 +144,12 @@ unsafe fn cgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &Decid
     // SAFETY: r, its connection and server are live (caller).
     unsafe {
         let c = (*r).connection;
-        h.set(
-            Key::RequestMethod,
-            apache::cbytes((*r).method).unwrap_or(b"GET"),
-        );
+        let method = match apache::cbytes((*r).method) {
+            Some(_) if d.head_as_get => b"GET",
+            Some(m) => m,
+            None => b"GET",
+        };
+        h.set(Key::RequestMethod, method);
         h.set(Key::ScriptName, &d.script_name);
         h.set(Key::PathInfo, &d.path_info);
         h.set(Key::QueryString, text((*r).args));
@@ -209,6 +215,10 @@ unsafe fn mod_wsgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &
         h.set(
             Key::IgnoreActivity,
             if d.ignore_activity { b"1" } else { b"0" },
+        );
+        h.set(
+            Key::EnableSendfile,
+            if d.enable_sendfile { b"1" } else { b"0" },
         );
         h.set(
             Key::ScriptReloading,

@@ -2,6 +2,7 @@
 //! filters, the response through the output filters (bucket brigades).
 use crate::apache::brigade::{Brigade, Then};
 use crate::apache::{self, log, sys, table};
+use crate::config::DirConfig;
 use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
 use std::ffi::c_void;
 use std::marker::PhantomData;
@@ -332,9 +333,21 @@ impl<'r> ApacheTransport<'r> {
             .min(ROOM_MAX)
     }
 
+    /// Whether a file_wrapper file may go out with sendfile: only with
+    /// WSGIEnableSendfile On (default Off, as mod_wsgi), and not where
+    /// Apache's EnableSendfile is explicitly Off (e.g. for a network file
+    /// system). mod_wsgi ignores EnableSendfile; honouring an explicit Off
+    /// keeps Apache's one switch for "sendfile is unsafe here" working,
+    /// while Apache's default (unset) leaves WSGIEnableSendfile On effective.
+    /// Daemon mode comes through here too: the daemon passes the descriptor
+    /// and the Apache child sends it, under the request's configuration.
     fn enable_sendfile(&self) -> bool {
-        // SAFETY: r is live; the shim reads the core module's directory config.
-        unsafe { sys::wsgi_rs_core_enable_sendfile(self.r) == sys::ENABLE_SENDFILE_ON as u32 }
+        // SAFETY: r is live; our directory record is immutable once merged;
+        // the shim reads the core module's directory config.
+        unsafe {
+            let dir = &*(sys::wsgi_rs_dir_config(self.r) as *const DirConfig);
+            dir.enable_sendfile() && sys::wsgi_rs_core_sendfile_off(self.r) == 0
+        }
     }
 }
 

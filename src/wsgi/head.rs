@@ -53,6 +53,7 @@ known_keys! {
     RequestHandler = "mod_wsgi.request_handler",
     ScriptReloading = "mod_wsgi.script_reloading",
     IgnoreActivity = "mod_wsgi.ignore_activity",
+    EnableSendfile = "mod_wsgi.enable_sendfile",
     ListenerHost = "mod_wsgi.listener_host",
     ListenerPort = "mod_wsgi.listener_port",
     RequestStart = "mod_wsgi.request_start",
