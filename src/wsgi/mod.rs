@@ -3,12 +3,14 @@
 //!
 //! transport: the seam (what a transport provides); head: the request as
 //! owned bytes; exchange: one request's state shared with its Python
-//! objects; app: one request through the application; environ, input,
+//! objects; app: one request through the application; events: mod_wsgi's
+//! event callbacks and request_data(); environ, input,
 //! start_response, output, filewrapper: the pieces of PEP 3333; script:
 //! loading WSGI script files.
 
 pub(crate) mod app;
 pub(crate) mod environ;
+pub(crate) mod events;
 pub(crate) mod exchange;
 pub(crate) mod filewrapper;
 pub(crate) mod head;
