@@ -169,6 +169,8 @@ unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) ->
             path_info,
             pass_authorization,
             ignore_activity: dir.ignore_activity(),
+            trusted_proxy_headers: dir.trusted_proxy_headers.clone().unwrap_or_default(),
+            trusted_proxies: dir.trusted_proxies.clone(),
         }
     }
 }
