@@ -2,10 +2,13 @@
 the environ as mod_wsgi applies them (the tests connect from 127.0.0.1).
 Their configuration errors are tested in test_config.py."""
 import json
+import os
+import re
+import shutil
 
 import pytest
 
-from conftest import server_fixture
+from conftest import MPMS, server_fixture
 
 CONF = r"""
 WSGIScriptAliasMatch ^/(plain|all|synonyms|untrusted|walk|cidr|ssl) @APPS@/env.wsgi
@@ -165,3 +168,27 @@ def test_cidr_trust_list(apache):
     assert e['HTTP_X_FORWARDED_FOR'] == '8.8.8.8, 10.1.2.3, 10.200.0.1'
     assert e['wsgi.url_scheme'] == 'https'
     assert 'HTTP_X_FORWARDED_PROTO' not in e
+
+
+HTACCESS_CONF = ''.join('WSGIScriptAlias /%s/ @APPS@/%s/\n<Directory @APPS@/%s>\nAllowOverride FileInfo\n</Directory>\n'
+                        % (d, d, d) for d in ('ht', 'htbad'))
+
+
+def test_htaccess(start_apache):
+    a = start_apache(HTACCESS_CONF, mpm=MPMS[0], name='proxyhtaccess')
+    for d, htaccess in [('ht', 'WSGITrustedProxyHeaders X-Forwarded-Proto X-Real-IP\n'
+                               'WSGITrustedProxies 127.0.0.1/32\n'),
+                        ('htbad', 'WSGITrustedProxies 127.0.0.1/40\n')]:
+        os.makedirs(os.path.join(a.apps, d))
+        os.chmod(os.path.join(a.apps, d), 0o755)
+        shutil.copy(os.path.join(a.apps, 'env.wsgi'), os.path.join(a.apps, d, 'env.wsgi'))
+        os.chmod(os.path.join(a.apps, d, 'env.wsgi'), 0o644)
+        with open(os.path.join(a.apps, d, '.htaccess'), 'w') as f:
+            f.write(htaccess)
+        os.chmod(os.path.join(a.apps, d, '.htaccess'), 0o644)
+    e = env(a, '/ht/env.wsgi', {'X-Forwarded-Proto': 'https', 'X-Real-IP': '1.2.3.4', 'X-Scheme': 'http'})
+    assert (e['wsgi.url_scheme'], e['REMOTE_ADDR']) == ('https', '1.2.3.4')
+    assert 'HTTP_X_SCHEME' not in e
+    assert a.get('/htbad/env.wsgi').status == 500
+    assert re.search(r'/htbad/\.htaccess: WSGITrustedProxies.*Unable to parse trusted proxy', a.error_log()), \
+        a.error_log()[-2000:]
