@@ -98,7 +98,8 @@ pub unsafe fn head(r: *mut sys::request_rec, d: Decided) -> RequestHead {
         headers(r, &mut h, d.pass_authorization);
         let ssl = cgi_variables(r, &mut h, &d, https);
         mod_wsgi_variables(r, &mut h, &d);
-        // After mod_wsgi.script_name/path_info keep the values from before.
+        // Proxy headers come last: mod_wsgi.script_name and .path_info keep
+        // Apache's values, as in mod_wsgi.
         let peer = apache::cbytes((*r).useragent_ip).unwrap_or(b"");
         let proxies = d.trusted_proxies.as_deref();
         if let Some(on) = proxy_headers::apply(&mut h, &d.trusted_proxy_headers, proxies, peer) {
