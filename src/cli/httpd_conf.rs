@@ -57,6 +57,9 @@ pub struct Plan {
     pub limit_request_body: u64,
     pub keep_alive_timeout: u32,
     pub includes: Vec<PathBuf>,
+    /// WSGITrustedProxyHeaders and WSGITrustedProxies.
+    pub proxy_headers: Vec<String>,
+    pub proxies: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +169,14 @@ impl Plan {
         }
         for name in &self.pass_env {
             let _ = writeln!(c, "PassEnv {}", word(name));
+        }
+        if !self.proxy_headers.is_empty() {
+            let words: Vec<String> = self.proxy_headers.iter().map(|h| word(h)).collect();
+            let _ = writeln!(c, "WSGITrustedProxyHeaders {}", words.join(" "));
+        }
+        if !self.proxies.is_empty() {
+            let words: Vec<String> = self.proxies.iter().map(|h| word(h)).collect();
+            let _ = writeln!(c, "WSGITrustedProxies {}", words.join(" "));
         }
         if self.compress {
             let _ = writeln!(
@@ -452,6 +463,8 @@ mod tests {
             limit_request_body: 10485760,
             keep_alive_timeout: 2,
             includes: vec![],
+            proxy_headers: vec![],
+            proxies: vec![],
         }
     }
 
