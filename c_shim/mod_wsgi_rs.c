@@ -73,6 +73,8 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIRestrictProcess", ACCESS_CONF | RSRC_CONF, "Daemon process groups that may be selected here."),
     WSGI_DIRECTIVE("WSGIErrorOverride", OR_FILEINFO, "On: Apache's error documents replace a daemon application's 4xx/5xx bodies."),
     WSGI_DIRECTIVE("WSGIIgnoreActivity", OR_FILEINFO, "On: these requests do not count as activity for inactivity-timeout."),
+    WSGI_DIRECTIVE("WSGITrustedProxyHeaders", OR_FILEINFO, "Proxy headers (X-Forwarded-For, X-Forwarded-Proto...) applied to the environ."),
+    WSGI_DIRECTIVE("WSGITrustedProxies", OR_FILEINFO, "Addresses/subnets of the proxies whose headers are trusted (default: any)."),
 
     /* mod_wsgi directives not implemented yet: known, so that Apache stops with
      * a clear reason instead of "Invalid command". */
@@ -81,8 +83,6 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIAuthGroupScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthGroupAuthoritative", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIHandlerScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGITrustedProxyHeaders", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGITrustedProxies", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     { NULL }
 };
 

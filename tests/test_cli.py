@@ -716,3 +716,19 @@ def test_environ_groups_headers_and_limits_options(serve, work):
         assert 'Server URL         : http://shop.example:%d/' % s.port in s.output()
     finally:
         shutil.rmtree(docroot)
+
+
+def test_trusted_proxy_options(serve, work):
+    app = write(os.path.join(work, 'app.wsgi'),
+                "def application(environ, start_response):\n"
+                "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                "    return [(environ['REMOTE_ADDR'] + '|' + environ['wsgi.url_scheme']).encode()]\n")
+    s = serve([app, '--trust-proxy-header', 'X-Forwarded-For', '--trust-proxy-header', 'X-Forwarded-Proto',
+               '--trust-proxy', '127.0.0.1'])
+    assert s.started() == (200, '127.0.0.1|http')
+    c = http.client.HTTPConnection('127.0.0.1', s.port, timeout=10)
+    c.request('GET', '/', headers={'X-Forwarded-For': '203.0.113.9, 127.0.0.1', 'X-Forwarded-Proto': 'https'})
+    assert c.getresponse().read() == b'203.0.113.9|https'
+    c.close()
+    bad = subprocess.run([CLI, 'serve', app, '--trust-proxy', '10.0.0.1'], capture_output=True, text=True)
+    assert bad.returncode == 2 and '--trust-proxy-header' in bad.stderr

@@ -41,6 +41,12 @@ BAD = [
     ('<Location /x>\nWSGIRestrictProcess\n</Location>', 'WSGIRestrictProcess needs one or more process group names'),
     ('<VirtualHost *:80>\nWSGISocketPrefix /tmp/x\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
     ('WSGIAuthUserScript /x.wsgi', 'authentication/authorization scripts are not implemented yet'),
+    ('WSGITrustedProxyHeaders X-Forwarded-For X-Bogus', "'X-Bogus' is not a proxy header"),
+    ('<Location /x>\nWSGITrustedProxyHeaders\n</Location>', 'needs one or more header names'),
+    ('WSGITrustedProxies 10.0.0.0/33', 'Unable to parse trusted proxy IP address/subnet of "10.0.0.0/33"'),
+    ('<Location /x>\nWSGITrustedProxies 127.0.0.1 not-an-ip\n</Location>',
+     'Unable to parse trusted proxy IP address/subnet of "not-an-ip"'),
+    ('WSGITrustedProxies 10.0.0.0/255.0.255.0', 'not a contiguous netmask'),
 ]
 
 

@@ -57,6 +57,9 @@ pub struct Plan {
     pub limit_request_body: u64,
     pub keep_alive_timeout: u32,
     pub includes: Vec<PathBuf>,
+    /// WSGITrustedProxyHeaders and WSGITrustedProxies.
+    pub proxy_headers: Vec<String>,
+    pub proxies: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +170,14 @@ impl Plan {
         for name in &self.pass_env {
             let _ = writeln!(c, "PassEnv {}", word(name));
         }
+        if !self.proxy_headers.is_empty() {
+            let words: Vec<String> = self.proxy_headers.iter().map(|h| word(h)).collect();
+            let _ = writeln!(c, "WSGITrustedProxyHeaders {}", words.join(" "));
+        }
+        if !self.proxies.is_empty() {
+            let words: Vec<String> = self.proxies.iter().map(|h| word(h)).collect();
+            let _ = writeln!(c, "WSGITrustedProxies {}", words.join(" "));
+        }
         if self.compress {
             let _ = writeln!(
                 c,
@@ -197,24 +208,29 @@ impl Plan {
         let _ = writeln!(c, "LoadModule wsgi_rs_module {}\n", path(&self.module));
     }
 
+    /// The error log's file; None when it goes to the terminal (stderr).
+    pub fn error_log_file(&self) -> Option<PathBuf> {
+        (!self.log_to_terminal).then(|| self.server_root.join("error_log"))
+    }
+
+    /// The access log's file; None when it goes to the terminal (stdout).
+    pub fn access_log_file(&self) -> Option<PathBuf> {
+        (!self.log_to_terminal).then(|| self.server_root.join("access_log"))
+    }
+
     fn logging(&self, c: &mut String) {
-        let root = &self.server_root;
-        let error_log = if self.log_to_terminal {
-            "/dev/stderr".into()
-        } else {
-            path(&root.join("error_log"))
-        };
+        let error_log = self
+            .error_log_file()
+            .map_or("/dev/stderr".into(), |f| path(&f));
         let _ = writeln!(
             c,
             "ErrorLog {error_log}\nLogLevel {}",
             word(&self.log_level)
         );
         if self.access_log {
-            let target = if self.log_to_terminal {
-                "/dev/stdout".into()
-            } else {
-                path(&root.join("access_log"))
-            };
+            let target = self
+                .access_log_file()
+                .map_or("/dev/stdout".into(), |f| path(&f));
             let _ = writeln!(
                 c,
                 "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b \\\"%{{Referer}}i\\\" \\\"%{{User-Agent}}i\\\" %D\" combined_us\n\
@@ -452,6 +468,8 @@ mod tests {
             limit_request_body: 10485760,
             keep_alive_timeout: 2,
             includes: vec![],
+            proxy_headers: vec![],
+            proxies: vec![],
         }
     }
 

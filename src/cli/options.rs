@@ -221,6 +221,16 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 2, value_name = "SECONDS")]
     pub keep_alive_timeout: u32,
 
+    /// A proxy header to honour, e.g. X-Forwarded-For or X-Forwarded-Proto (repeatable;
+    /// WSGITrustedProxyHeaders).
+    #[arg(long, value_name = "HEADER", action = clap::ArgAction::Append)]
+    pub trust_proxy_header: Vec<String>,
+
+    /// Address or subnet of a proxy whose headers are honoured (repeatable; default: any;
+    /// WSGITrustedProxies).
+    #[arg(long, value_name = "IP", action = clap::ArgAction::Append, requires = "trust_proxy_header")]
+    pub trust_proxy: Vec<String>,
+
     /// Extra Apache configuration to include at the end (repeatable).
     #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
     pub include_file: Vec<PathBuf>,

@@ -10,7 +10,8 @@ use crate::options::ServerArgs;
 use crate::server_root::Server;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn setup(args: ServerArgs) -> Result<i32, String> {
@@ -58,19 +59,12 @@ fn banner(server: &Server, args: &ServerArgs) {
     }
     lines.push(("Server Root", root.to_string()));
     lines.push(("Server Conf", server.conf().display().to_string()));
-    let error_log = if p.log_to_terminal {
-        "(stderr)".to_string()
-    } else {
-        p.server_root.join("error_log").display().to_string()
+    let shown = |file: Option<PathBuf>, terminal: &str| {
+        file.map_or(terminal.to_string(), |f| f.display().to_string())
     };
-    lines.push(("Error Log File", error_log));
+    lines.push(("Error Log File", shown(p.error_log_file(), "(stderr)")));
     if p.access_log {
-        let access_log = if p.log_to_terminal {
-            "(stdout)".to_string()
-        } else {
-            p.server_root.join("access_log").display().to_string()
-        };
-        lines.push(("Access Log File", access_log));
+        lines.push(("Access Log File", shown(p.access_log_file(), "(stdout)")));
     }
     lines.push(("Application", p.mount.script.display().to_string()));
     let mode = match &p.daemon {
@@ -118,47 +112,81 @@ fn banner(server: &Server, args: &ServerArgs) {
     let _ = out.flush();
 }
 
-/// The signals this process waits for instead of being killed by them.
-fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill a local set.
+/// The signals that stop (or restart) Apache through us. A shell starts
+/// `cmd &` with SIGINT ignored, and an ignored signal is dropped even when
+/// blocked, so their defaults are taken back before they are blocked.
+const STOP_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+];
+
+/// Blocks the signals this process waits for (STOP_SIGNALS, SIGWINCH,
+/// SIGCHLD) before Apache exists, so that none is lost; sigwait takes them.
+fn take_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset fill a local set; this thread is the
+    // only one; SIG_DFL is a valid disposition for each of these signals.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-            libc::SIGWINCH,
-            libc::SIGCHLD,
-        ] {
+        for s in STOP_SIGNALS {
+            libc::signal(s, libc::SIG_DFL);
             libc::sigaddset(&mut set, s);
         }
+        libc::sigaddset(&mut set, libc::SIGWINCH);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
 }
 
 fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
-    let set = signal_set();
-    // Block them before Apache exists, so none is lost; sigwait takes them.
-    // An ignored signal is dropped even when blocked, and a shell starts
-    // background commands with SIGINT ignored: take the defaults back first.
-    // SAFETY: set is initialised; this thread is the only one; SIG_DFL is a
-    // valid disposition for each of these signals.
-    unsafe {
-        for s in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-        ] {
-            libc::signal(s, libc::SIG_DFL);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    let set = take_signals();
     append_to_log_files();
+    // Embedded mode's reloader runs in Apache's children, as a user that
+    // cannot signal Apache: it asks us for the graceful restart on a pipe.
+    let reload = if args.reload_on_changes && server.plan.daemon.is_none() {
+        Some(pipe()?)
+    } else {
+        None
+    };
+    let mut cmd = apache_command(server, args, reload.map(|[_, write_end]| write_end));
+    // Apache's orphans (a daemon whose parent died) become ours, so that we
+    // can wait for them; as a container's PID 1 we reap them anyway.
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", server.httpd.display()))?;
+    let pid = child.id() as libc::pid_t;
+    if let Some([read_end, write_end]) = reload {
+        // SAFETY: write_end is ours and now Apache's too; we no longer need it.
+        unsafe { libc::close(write_end) };
+        std::thread::spawn(move || restart_on_request(read_end, pid));
+    }
+    let (status, stopping) = wait_for_apache(pid, &set);
+    reap_group(pid);
+    exit_code(server, status, stopping)
+}
+
+/// A close-on-exec pipe: [read end, write end].
+fn pipe() -> Result<[libc::c_int; 2], String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 returns.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!(
+            "cannot make a pipe: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fds)
+}
+
+/// Apache in the foreground, in a process group of its own, with no signal
+/// blocked; `inherit` is a descriptor it keeps (the reload pipe).
+fn apache_command(server: &Server, args: &ServerArgs, inherit: Option<libc::c_int>) -> Command {
     let mut cmd = Command::new(&server.httpd);
     cmd.arg("-f").arg(server.conf()).arg("-DFOREGROUND");
     if args.startup_log {
@@ -168,24 +196,10 @@ fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
     if let Some(d) = &server.plan.daemon {
         cmd.env("LANG", &d.lang);
     }
+    if let Some(fd) = inherit {
+        cmd.env("MOD_WSGI_RS_RELOAD_FD", fd.to_string());
+    }
     cmd.stdin(Stdio::null());
-    // Embedded mode's reloader runs in Apache's children, as a user that
-    // cannot signal Apache: it asks us for the graceful restart on a pipe.
-    let reload = if args.reload_on_changes && server.plan.daemon.is_none() {
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for the two descriptors pipe2 returns.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(format!(
-                "cannot make a pipe: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        cmd.env("MOD_WSGI_RS_RELOAD_FD", fds[1].to_string());
-        Some(fds)
-    } else {
-        None
-    };
-    let inherit = reload.map(|fds| fds[1]);
     // SAFETY: the closure only calls async-signal-safe functions (sigprocmask,
     // setpgid, fcntl) between fork and exec.
     unsafe {
@@ -200,30 +214,23 @@ fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
             Ok(())
         });
     }
-    // Apache's orphans (a daemon whose parent died) become ours, so that we
-    // can wait for them; as a container's PID 1 we reap them anyway.
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", server.httpd.display()))?;
-    let pid = child.id() as libc::pid_t;
-    if let Some([read_end, write_end]) = reload {
-        // SAFETY: write_end is ours and now Apache's too; we no longer need it.
-        unsafe { libc::close(write_end) };
-        std::thread::spawn(move || restart_on_request(read_end, pid));
-    }
+    cmd
+}
+
+/// Takes the blocked signals until Apache exits: its status, and whether a
+/// stop was asked for.
+fn wait_for_apache(pid: libc::pid_t, set: &libc::sigset_t) -> (ExitStatus, bool) {
     let mut stopping = false;
-    let status = loop {
+    loop {
         let mut sig: libc::c_int = 0;
         // SAFETY: set is initialised and blocked; sig is a valid out-parameter.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+        if unsafe { libc::sigwait(set, &mut sig) } != 0 {
             continue;
         }
         match sig {
             libc::SIGCHLD => {
                 if let Some(status) = reap(pid) {
-                    break status;
+                    return (status, stopping);
                 }
             }
             libc::SIGUSR1 => {
@@ -240,24 +247,19 @@ fn run(server: &Server, args: &ServerArgs) -> Result<i32, String> {
                 unsafe { libc::kill(pid, libc::SIGTERM) };
             }
         }
-    };
-    reap_group(pid);
+    }
+}
+
+/// serve's exit status: 0 after a requested stop, else Apache's.
+fn exit_code(server: &Server, status: ExitStatus, stopping: bool) -> Result<i32, String> {
     match status.code() {
         Some(0) => Ok(0),
         Some(code) if !stopping => {
-            eprintln!(
-                "mod_wsgi_rs: Apache exited with status {code}; see {}",
-                if server.plan.log_to_terminal {
-                    "the messages above".to_string()
-                } else {
-                    server
-                        .plan
-                        .server_root
-                        .join("error_log")
-                        .display()
-                        .to_string()
-                }
-            );
+            let see = match server.plan.error_log_file() {
+                Some(file) => file.display().to_string(),
+                None => "the messages above".to_string(),
+            };
+            eprintln!("mod_wsgi_rs: Apache exited with status {code}; see {see}");
             Ok(code)
         }
         _ if stopping => Ok(0),
@@ -305,7 +307,7 @@ fn append_to_log_files() {
 }
 
 /// Reaps every exited child; Apache's exit status if it was one of them.
-fn reap(apache: libc::pid_t) -> Option<std::process::ExitStatus> {
+fn reap(apache: libc::pid_t) -> Option<ExitStatus> {
     use std::os::unix::process::ExitStatusExt;
     let mut found = None;
     loop {
@@ -316,7 +318,7 @@ fn reap(apache: libc::pid_t) -> Option<std::process::ExitStatus> {
             return found;
         }
         if pid == apache {
-            found = Some(std::process::ExitStatus::from_raw(status));
+            found = Some(ExitStatus::from_raw(status));
         }
     }
 }

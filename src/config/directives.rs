@@ -2,7 +2,7 @@
 //! configuration file and line, and refuses to start.
 use super::{
     daemon, parse_flag, python, python_directives, AliasOptions, DirConfig, GroupSpec, MapHead,
-    ScriptAlias, ServerConfig,
+    ProxyHeader, ScriptAlias, ServerConfig, Subnet,
 };
 use crate::apache::{self, sys};
 use crate::config::alias::{Matcher, Regex};
@@ -129,8 +129,39 @@ fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), St
         }
         "WSGIErrorOverride" => dir.error_override = Some(parse_flag(name, one(name, w)?)?),
         "WSGIIgnoreActivity" => dir.ignore_activity = Some(parse_flag(name, one(name, w)?)?),
+        "WSGITrustedProxyHeaders" => append(
+            &mut dir.trusted_proxy_headers,
+            name,
+            w,
+            "header names",
+            ProxyHeader::parse,
+        )?,
+        "WSGITrustedProxies" => append(
+            &mut dir.trusted_proxies,
+            name,
+            w,
+            "addresses or subnets",
+            Subnet::parse,
+        )?,
         other => return Err(not_yet(other)),
     }
+    Ok(())
+}
+
+/// Parses every argument into `list`; repeated lines in one section add to
+/// the list, as in mod_wsgi.
+fn append<T>(
+    list: &mut Option<Vec<T>>,
+    name: &str,
+    w: &[String],
+    what: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<(), String> {
+    if w.is_empty() {
+        return Err(format!("{name} needs one or more {what}."));
+    }
+    let parsed = w.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
+    list.get_or_insert_with(Vec::new).extend(parsed);
     Ok(())
 }
 

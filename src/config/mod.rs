@@ -9,11 +9,13 @@ pub(crate) mod group;
 pub(crate) mod interp_options;
 pub(crate) mod python;
 pub(crate) mod python_directives;
+pub(crate) mod trusted_proxies;
 
 pub use alias::{AliasOptions, ScriptAlias};
 pub use group::{GroupFacts, GroupSpec};
 pub use interp_options::InterpOptions;
 pub use python::PythonSettings;
+pub use trusted_proxies::{ProxyHeader, Subnet};
 
 /// Per-server (and per-vhost) configuration.
 #[derive(Default, Clone)]
@@ -52,6 +54,10 @@ pub struct DirConfig {
     pub restrict_process: Option<Vec<String>>,
     pub error_override: Option<bool>,
     pub ignore_activity: Option<bool>,
+    /// WSGITrustedProxyHeaders, in configuration order.
+    pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
+    /// WSGITrustedProxies (None: any peer is trusted).
+    pub trusted_proxies: Option<Vec<Subnet>>,
 }
 
 impl DirConfig {
@@ -81,6 +87,14 @@ impl DirConfig {
                 .or_else(|| base.restrict_process.clone()),
             error_override: add.error_override.or(base.error_override),
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
+            trusted_proxy_headers: add
+                .trusted_proxy_headers
+                .clone()
+                .or_else(|| base.trusted_proxy_headers.clone()),
+            trusted_proxies: add
+                .trusted_proxies
+                .clone()
+                .or_else(|| base.trusted_proxies.clone()),
         }
     }
 

@@ -171,6 +171,8 @@ unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) ->
             head_as_get: head_as_get(r, dir),
             enable_sendfile: dir.enable_sendfile(),
             ignore_activity: dir.ignore_activity(),
+            trusted_proxy_headers: dir.trusted_proxy_headers.clone().unwrap_or_default(),
+            trusted_proxies: dir.trusted_proxies.clone(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `request_rec` as mod_wsgi builds its environ.
 use crate::apache::{self, sys, table};
 use crate::config::expand::env_name;
+use crate::config::{ProxyHeader, Subnet};
 use crate::wsgi::head::{valid_header_name, Key, RequestHead, Target, Text};
+use crate::wsgi::proxy_headers;
 
 /// What the handler decided about the request before building its head.
 pub struct Decided {
@@ -16,6 +18,10 @@ pub struct Decided {
     pub enable_sendfile: bool,
     /// WSGIIgnoreActivity (daemon mode's inactivity-timeout).
     pub ignore_activity: bool,
+    /// WSGITrustedProxyHeaders (empty: none).
+    pub trusted_proxy_headers: Vec<ProxyHeader>,
+    /// WSGITrustedProxies (None: any peer is trusted).
+    pub trusted_proxies: Option<Vec<Subnet>>,
 }
 
 /// SCRIPT_NAME and PATH_INFO: the URI split where PATH_INFO begins (as
@@ -94,8 +100,16 @@ pub unsafe fn head(r: *mut sys::request_rec, d: Decided) -> RequestHead {
         }
         let https = environment(r, &mut h);
         headers(r, &mut h, d.pass_authorization);
-        cgi_variables(r, &mut h, &d, https);
+        let ssl = cgi_variables(r, &mut h, &d, https);
         mod_wsgi_variables(r, &mut h, &d);
+        // Proxy headers come last: mod_wsgi.script_name and .path_info keep
+        // Apache's values, as in mod_wsgi.
+        let peer = apache::cbytes((*r).useragent_ip).unwrap_or(b"");
+        let proxies = d.trusted_proxies.as_deref();
+        if let Some(on) = proxy_headers::apply(&mut h, &d.trusted_proxy_headers, proxies, peer) {
+            let https = on || ssl;
+            h.set(Key::UrlScheme, if https { b"https" } else { b"http" });
+        }
     }
     h.target = d.target;
     h
@@ -136,7 +150,13 @@ unsafe fn headers(r: *mut sys::request_rec, h: &mut RequestHead, pass_authorizat
     };
 }
 
-unsafe fn cgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &Decided, https: bool) {
+/// Returns whether the connection itself is HTTPS (mod_ssl).
+unsafe fn cgi_variables(
+    r: *mut sys::request_rec,
+    h: &mut RequestHead,
+    d: &Decided,
+    https: bool,
+) -> bool {
     let text = |p| {
         // SAFETY: Apache's strings are NUL-terminated and live with r.
         unsafe { apache::cbytes(p) }.unwrap_or(b"")
@@ -178,8 +198,11 @@ unsafe fn cgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &Decid
         }
         let scheme = apache::cbytes(sys::ap_run_http_scheme(r)).unwrap_or(b"http");
         h.set(Key::RequestScheme, scheme);
-        let https = https || scheme == b"https";
-        h.set(Key::UrlScheme, if https { b"https" } else { b"http" });
+        let ssl = scheme == b"https";
+        h.set(
+            Key::UrlScheme,
+            if https || ssl { b"https" } else { b"http" },
+        );
         h.set_as(
             Key::DocumentRoot,
             text(sys::ap_document_root(r)),
@@ -199,6 +222,7 @@ unsafe fn cgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &Decid
                 h.set(Key::RedirectQueryString, q);
             }
         }
+        ssl
     }
 }
 

@@ -65,6 +65,7 @@ known_keys! {
     ThreadId = "mod_wsgi.thread_id",
     ThreadRequests = "mod_wsgi.thread_requests",
     TotalRequests = "mod_wsgi.total_requests",
+    MountPoint = "mod_wsgi.mount_point",
 }
 
 /// How a value becomes a Python str.
@@ -179,6 +180,21 @@ impl RequestHead {
         });
     }
 
+    /// The value a variable set by its own name ends with (the last set).
+    pub fn get_other(&self, name: &[u8]) -> Option<&[u8]> {
+        self.vars.iter().rev().find_map(|v| match &v.name {
+            Name::Other(r) if &self.buf[r.clone()] == name => Some(&self.buf[v.value.clone()]),
+            _ => None,
+        })
+    }
+
+    /// Removes every value of a variable set by its own name.
+    pub fn remove_other(&mut self, name: &[u8]) {
+        let buf = &self.buf;
+        self.vars
+            .retain(|v| !matches!(&v.name, Name::Other(r) if &buf[r.clone()] == name));
+    }
+
     /// Every variable in the order set.
     pub fn vars(&self) -> impl Iterator<Item = (VarName<'_>, &[u8], Text)> {
         self.vars.iter().map(|v| {
@@ -222,6 +238,19 @@ mod tests {
             vars[3],
             (VarName::Known(Key::ServerPort), &b"8080"[..], Text::Latin1)
         );
+    }
+
+    #[test]
+    fn get_and_remove_by_name() {
+        let mut h = RequestHead::new(Target::default());
+        h.set_other(b"HTTP_X_FOO", b"setenv");
+        h.set_header(b"X-Foo", b"header");
+        h.set_header(b"X-Bar", b"bar");
+        assert_eq!(h.get_other(b"HTTP_X_FOO"), Some(&b"header"[..]));
+        h.remove_other(b"HTTP_X_FOO");
+        assert_eq!(h.get_other(b"HTTP_X_FOO"), None);
+        assert_eq!(h.get_other(b"HTTP_X_BAR"), Some(&b"bar"[..]));
+        assert_eq!(h.vars().count(), 1);
     }
 
     #[test]

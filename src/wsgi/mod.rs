@@ -16,6 +16,7 @@ pub(crate) mod filewrapper;
 pub(crate) mod head;
 pub(crate) mod input;
 pub(crate) mod output;
+pub(crate) mod proxy_headers;
 pub(crate) mod script;
 pub(crate) mod start_response;
 pub(crate) mod transport;

@@ -144,52 +144,33 @@ fn main_load_step(probe: &Probe, r: &mut Report) -> bool {
     true
 }
 
-/// Step 5: load in a sub-interpreter, then in a second one of the same process.
-fn sub_step(probe: &Probe, own_gil: bool, r: &mut Report) {
-    let what = probe.target.describe();
-    let group = probe.group;
-    let gil = if own_gil {
-        " with its own GIL (--per-interpreter-gil)"
-    } else {
-        ""
-    };
-    let advice = "Use --application-group %{GLOBAL} (WSGIApplicationGroup %{GLOBAL}, or \
+const SUB_ADVICE: &str = "Use --application-group %{GLOBAL} (WSGIApplicationGroup %{GLOBAL}, or \
                   application-group=%{GLOBAL}) so that the application runs in the main interpreter, \
                   with one daemon process group per application if there are several.";
-    let run = match probe.run(if own_gil { "sub-own-gil" } else { "sub" }) {
-        Ok(run) => run,
-        Err(e) => {
-            r.error(&format!("sub-interpreter: {e}."), &[]);
-            return;
-        }
-    };
-    if let Some(why) = &run.failure {
-        let mut details = Vec::new();
-        output_details(&run, &mut details);
-        r.error(
-            &format!("sub-interpreter: loading {what} in a sub-interpreter{gil} failed: {why}."),
-            &details,
-        );
-        return;
-    }
-    if let Some(why) = run.get("unsupported") {
-        r.warning(&format!("sub-interpreter: not checked: {why}."), &[]);
-        return;
-    }
-    let refused = |prefix: &str| {
+
+/// What the sub-interpreter step reports about: the target, its group, and
+/// the own-GIL note.
+struct Sub<'a> {
+    what: String,
+    group: &'a str,
+    gil: &'static str,
+}
+
+impl Sub<'_> {
+    /// The module a load (`first.` or `second.`) refused, and why.
+    fn refused(run: &ProbeRun, prefix: &str) -> Option<(String, String)> {
         run.get(&format!("{prefix}refused")).map(|m| {
-            (
-                m.to_string(),
-                run.get(&format!("{prefix}reason"))
-                    .unwrap_or("")
-                    .to_string(),
-            )
+            let reason = run.get(&format!("{prefix}reason")).unwrap_or("");
+            (m.to_string(), reason.to_string())
         })
-    };
-    if run.get("first.load") != Some("ok") {
-        if let Some((module, reason)) = refused("first.") {
-            let mut details = vec![advice.to_string()];
-            details.extend(failure_details(&run, "first."));
+    }
+
+    /// The first sub-interpreter did not load the script.
+    fn first_failed(&self, run: &ProbeRun, r: &mut Report) {
+        let Sub { what, group, gil } = self;
+        if let Some((module, reason)) = Self::refused(run, "first.") {
+            let mut details = vec![SUB_ADVICE.to_string()];
+            details.extend(failure_details(run, "first."));
             r.error(
                 &format!(
                     "sub-interpreter: extension module '{module}' cannot be loaded in the sub-interpreter{gil} \
@@ -199,8 +180,8 @@ fn sub_step(probe: &Probe, own_gil: bool, r: &mut Report) {
             );
         } else {
             let exc = run.get("first.exception").unwrap_or("an exception");
-            let mut details = failure_details(&run, "first.");
-            details.push(format!("It loads in the main interpreter. {advice}"));
+            let mut details = failure_details(run, "first.");
+            details.push(format!("It loads in the main interpreter. {SUB_ADVICE}"));
             r.error(
                 &format!(
                     "sub-interpreter: loading {what} in the sub-interpreter{gil} of application group \
@@ -210,10 +191,12 @@ fn sub_step(probe: &Probe, own_gil: bool, r: &mut Report) {
                 &details,
             );
         }
-        return;
     }
-    if run.get("second.load") != Some("ok") {
-        if let Some((module, reason)) = refused("second.") {
+
+    /// The first sub-interpreter loaded the script, the second did not.
+    fn second_failed(&self, run: &ProbeRun, r: &mut Report) {
+        let Sub { what, group, .. } = self;
+        if let Some((module, reason)) = Self::refused(run, "second.") {
             r.error(
                 &format!(
                     "sub-interpreter: extension module '{module}' loads in one interpreter per process only: \
@@ -225,14 +208,14 @@ fn sub_step(probe: &Probe, own_gil: bool, r: &mut Report) {
                          it fails in application group '{group}' whenever another group of that process \
                          (or %{{GLOBAL}}) imported '{module}' first."
                     ),
-                    advice.to_string(),
+                    SUB_ADVICE.to_string(),
                 ],
             );
         } else {
             let exc = run.get("second.exception").unwrap_or("an exception");
-            let mut details = failure_details(&run, "second.");
+            let mut details = failure_details(run, "second.");
             details.push(format!(
-                "It may fail when another application group of the same process loads it too. {advice}"
+                "It may fail when another application group of the same process loads it too. {SUB_ADVICE}"
             ));
             r.warning(
                 &format!(
@@ -243,10 +226,45 @@ fn sub_step(probe: &Probe, own_gil: bool, r: &mut Report) {
                 &details,
             );
         }
-        return;
     }
-    r.ok(&format!(
-        "sub-interpreter: {what} loads in a sub-interpreter{gil} (application group '{group}'), and again \
-         in a second one of the same process."
-    ));
+}
+
+/// Step 5: load in a sub-interpreter, then in a second one of the same process.
+fn sub_step(probe: &Probe, own_gil: bool, r: &mut Report) {
+    let sub = Sub {
+        what: probe.target.describe(),
+        group: probe.group,
+        gil: if own_gil {
+            " with its own GIL (--per-interpreter-gil)"
+        } else {
+            ""
+        },
+    };
+    let run = match probe.run(if own_gil { "sub-own-gil" } else { "sub" }) {
+        Ok(run) => run,
+        Err(e) => {
+            r.error(&format!("sub-interpreter: {e}."), &[]);
+            return;
+        }
+    };
+    let Sub { what, group, gil } = &sub;
+    if let Some(why) = &run.failure {
+        let mut details = Vec::new();
+        output_details(&run, &mut details);
+        r.error(
+            &format!("sub-interpreter: loading {what} in a sub-interpreter{gil} failed: {why}."),
+            &details,
+        );
+    } else if let Some(why) = run.get("unsupported") {
+        r.warning(&format!("sub-interpreter: not checked: {why}."), &[]);
+    } else if run.get("first.load") != Some("ok") {
+        sub.first_failed(&run, r);
+    } else if run.get("second.load") != Some("ok") {
+        sub.second_failed(&run, r);
+    } else {
+        r.ok(&format!(
+            "sub-interpreter: {what} loads in a sub-interpreter{gil} (application group '{group}'), and again \
+             in a second one of the same process."
+        ));
+    }
 }

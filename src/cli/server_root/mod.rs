@@ -108,6 +108,8 @@ impl Server {
             limit_request_body: args.limit_request_body,
             keep_alive_timeout: args.keep_alive_timeout,
             includes,
+            proxy_headers: args.trust_proxy_header.clone(),
+            proxies: args.trust_proxy.clone(),
         };
         let mut files: Vec<File> = application.generated.into_iter().chain(reloader).collect();
         files.push(File::new("httpd.conf", plan.render(), 0o644));
