@@ -47,6 +47,8 @@ BAD = [
     ('<Location /x>\nWSGITrustedProxies 127.0.0.1 not-an-ip\n</Location>',
      'Unable to parse trusted proxy IP address/subnet of "not-an-ip"'),
     ('WSGITrustedProxies 10.0.0.0/255.0.255.0', 'not a contiguous netmask'),
+    ('WSGISlowRequests soon', "WSGISlowRequests needs a threshold in seconds (0 or more), not 'soon'"),
+    ('<VirtualHost *:80>\nWSGISlowRequests 1\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
 ]
 
 

@@ -2,12 +2,11 @@
 response_started, request_exception, request_finished, process_stopping),
 subscribe_shutdown, request_data() and active_requests, per interpreter,
 embedded and daemon."""
-import http.client
 import json
 
 import pytest
 
-from conftest import MPMS, MODES, in_mode
+from conftest import ONE_PREFORK_CHILD, OneConnection, connected_server_fixture
 
 CONF = '''
 WSGIScriptAlias /main @APPS@/events.wsgi application-group=%{GLOBAL}
@@ -15,14 +14,7 @@ WSGIScriptAlias /sub @APPS@/events.wsgi application-group=other
 WSGIScriptAlias /quiet @APPS@/noevents.wsgi application-group=quiet
 # One prefork child: a 500 closes the connection, the next one must reach
 # the same process (the events are recorded in its memory).
-<IfModule mpm_prefork_module>
-StartServers 1
-MinSpareServers 1
-MaxSpareServers 1
-MaxRequestWorkers 1
-ServerLimit 1
-</IfModule>
-'''
+''' + ONE_PREFORK_CHILD
 
 STARTED_KEYS = ['application_object', 'application_start', 'callable_object', 'daemon_connects',
                 'daemon_restarts', 'daemon_start', 'queue_start', 'request_data', 'request_environ',
@@ -33,39 +25,14 @@ FINISHED_KEYS = ['application_finish', 'application_time', 'cpu_system_time', 'c
                  'request_data', 'request_id', 'request_start', 'server_pid', 'status', 'thread_id']
 
 
-class Client:
-    """One keep-alive connection: every request reaches the same process."""
-
-    def __init__(self, a):
-        self.a = a
-        self.conn = http.client.HTTPConnection('127.0.0.1', a.port, timeout=20)
-
-    def get(self, path, status=200):
-        self.conn.request('GET', path)
-        r = self.conn.getresponse()
-        body = r.read()
-        assert r.status == status, (path, r.status, body[:300], self.a.error_log()[-3000:])
-        return body
-
-    def json(self, path):
-        return json.loads(self.get(path))
+class Client(OneConnection):
+    """The events of one process, through one connection."""
 
     def events(self, prefix, request_id):
         return [e for e in self.json(prefix + '/log') if e.get('request_id') == request_id]
 
-    def close(self):
-        self.conn.close()
 
-
-@pytest.fixture(scope='module', params=[pytest.param((m, mode), id='%s-%s' % (m, mode))
-                                        for mode in MODES for m in MPMS])
-def server(request, start_apache):
-    mpm, mode = request.param
-    a = start_apache(in_mode(CONF, mode), mpm=mpm, name='events')
-    a.mode = mode
-    c = Client(a)
-    yield a, c
-    c.close()
+server = connected_server_fixture(CONF, 'events', Client)
 
 
 def test_normal_request_events(server):

@@ -194,6 +194,7 @@ fn serve_process(
     delay: Duration,
 ) -> Result<Reason, String> {
     reset_signals(daemons, id);
+    crate::wsgi::metrics_api::process_started(true);
     if !leave_parent(daemons, group) {
         return Ok(Reason::Shutdown);
     }

@@ -57,6 +57,7 @@ pub fn server_info() -> ProcessInfo {
 /// # Safety
 /// Called from Apache's child_init with the live child pool and main server.
 pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    crate::wsgi::metrics_api::process_started(false);
     let daemons = crate::daemon::supervisor::current();
     if let Some(d) = &daemons {
         d.close_listeners();

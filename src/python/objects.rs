@@ -133,6 +133,12 @@ impl InterpObjects {
             crate::wsgi::events::request_data,
             &module
         )?)?;
+        {
+            use crate::wsgi::metrics_api as m;
+            add(wrap_pyfunction!(m::start_recording_metrics, &module)?)?;
+            add(wrap_pyfunction!(m::request_metrics, &module)?)?;
+            add(wrap_pyfunction!(m::process_metrics, &module)?)?;
+        }
         if std::env::var_os("WSGI_RS_TEST_HOOKS").is_some() {
             add(wrap_pyfunction!(super::guard::_rs_test_panic, &module)?)?;
         }

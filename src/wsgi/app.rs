@@ -6,9 +6,11 @@ use super::environ;
 use super::events;
 use super::exchange::Exchange;
 use super::filewrapper;
-use super::head::RequestHead;
+use super::head::{Key, RequestHead};
 use super::output::SendError;
+use super::recording;
 use super::script;
+use super::slow;
 use super::start_response::send_blocks;
 use super::transport::{Ending, Level};
 use crate::python::interp::Interp;
@@ -162,6 +164,7 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
         Err(e) => return fail(py, ex, Failure::Error(e)),
     };
     let application_start = events::now();
+    recording::begin();
     events::begin(py, ex, objs, &environ);
     let app = events::request_started(
         py,
@@ -181,7 +184,61 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
         application_start,
         result == Err(NoResponse::Error),
     );
+    if recording::enabled() || slow::active() {
+        finished(
+            py,
+            ex,
+            head,
+            application_start,
+            result == Err(NoResponse::Error),
+        );
+    }
     result
+}
+
+/// Adds the finished request to `start_recording_metrics()`'s figures and
+/// logs it if it was slow (WSGISlowRequests).
+fn finished(
+    py: Python<'_>,
+    ex: &Exchange,
+    head: &RequestHead,
+    application_start: f64,
+    failed: bool,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let micros = |key| {
+        head.get(key)
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let (status, (output_bytes, output_writes)) = {
+        let inner = ex.lock_py(py);
+        (inner.output.status_code(), inner.output.output_counts())
+    };
+    let f = recording::Finished {
+        request_start: micros(Key::RequestStart),
+        queue_start: 0,
+        daemon_start: 0,
+        application_start: (application_start * 1e6) as i64,
+        application_finish: recording::now_us(),
+        status: if failed { 500 } else { status.unwrap_or(500) },
+        input_bytes: ex.input_bytes.load(Relaxed),
+        input_reads: ex.input_reads.load(Relaxed),
+        input_read_us: ex.input_micros.load(Relaxed),
+        output_bytes,
+        output_writes,
+    };
+    recording::finish(&f);
+    let from = if f.request_start > 0 {
+        f.request_start
+    } else {
+        f.application_start
+    };
+    let elapsed = f.application_finish - from;
+    let application = f.application_finish - f.application_start;
+    if let Some(line) = slow::report(head, f.status, elapsed, application) {
+        ex.log_lines(py, Level::Warning, &[&line]);
+    }
 }
 
 /// Calls the application and sends its response.
