@@ -70,6 +70,8 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIAcceptMutex", RSRC_CONF, "Accepted for compatibility; has no effect."),
     WSGI_DIRECTIVE("WSGIRestrictEmbedded", RSRC_CONF, "On: refuse to run applications in Apache's children."),
     WSGI_DIRECTIVE("WSGISlowRequests", RSRC_CONF, "Seconds after which a finished request is logged as slow."),
+    WSGI_DIRECTIVE("WSGITelemetryService", RSRC_CONF, "unix:/path [interval=N]: send process and request telemetry there."),
+    WSGI_DIRECTIVE("WSGITelemetryOptions", RSRC_CONF, "[+|-]CaptureUserAgent | None | All."),
     WSGI_DIRECTIVE("WSGIImportScript", RSRC_CONF, "Script to load when a process starts, with process-group= and application-group=."),
     WSGI_DIRECTIVE("WSGIRestrictProcess", ACCESS_CONF | RSRC_CONF, "Daemon process groups that may be selected here."),
     WSGI_DIRECTIVE("WSGIErrorOverride", OR_FILEINFO, "On: Apache's error documents replace a daemon application's 4xx/5xx bodies."),

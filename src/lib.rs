@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod embedded;
 mod python;
+mod telemetry;
 mod wsgi;
 
 use apache::{log, sys};

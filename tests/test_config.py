@@ -49,6 +49,13 @@ BAD = [
     ('WSGITrustedProxies 10.0.0.0/255.0.255.0', 'not a contiguous netmask'),
     ('WSGISlowRequests soon', "WSGISlowRequests needs a threshold in seconds (0 or more), not 'soon'"),
     ('<VirtualHost *:80>\nWSGISlowRequests 1\n</VirtualHost>', 'cannot occur within <VirtualHost> section'),
+    ('WSGITelemetryService udp:127.0.0.1:9000', "target must be 'unix:/path'"),
+    ('WSGITelemetryService unix:/tmp/t.sock interval=0.1', 'interval must be at least 0.5 seconds'),
+    ('WSGITelemetryService unix:/tmp/t.sock every=2', "second argument must be 'interval=N'"),
+    ('<VirtualHost *:80>\nWSGITelemetryService unix:/tmp/t.sock\n</VirtualHost>',
+     'cannot occur within <VirtualHost> section'),
+    ('WSGITelemetryOptions CaptureEverything', "unknown flag 'CaptureEverything'"),
+    ('WSGITelemetryOptions +CaptureUserAgent None', 'cannot mix +/- flags with absolute names'),
 ]
 
 

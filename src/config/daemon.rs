@@ -402,6 +402,9 @@ pub struct DaemonSettings {
     pub imports: Vec<ImportScript>,
     /// WSGISlowRequests: the threshold of the slow-request warning.
     pub slow_requests: Option<std::time::Duration>,
+    /// WSGITelemetryService and WSGITelemetryOptions' flags.
+    pub telemetry: Option<crate::telemetry::Service>,
+    pub telemetry_options: u32,
 }
 
 /// `WSGIImportScript path process-group=… application-group=…`: loaded

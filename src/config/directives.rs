@@ -90,6 +90,8 @@ unsafe fn apply_named(
         | "WSGIRestrictEmbedded"
         | "WSGIAcceptMutex"
         | "WSGISlowRequests"
+        | "WSGITelemetryService"
+        | "WSGITelemetryOptions"
         | "WSGIImportScript" => {
             // SAFETY: these are RSRC_CONF directives, read on Apache's one
             // configuration thread with a live cmd.
@@ -253,6 +255,18 @@ unsafe fn daemon_directive(
             let settings = unsafe { daemon::settings((*cmd).pool) };
             let import = daemon::parse_import(w, |g| settings.group(g).is_some())?;
             settings.imports.push(import);
+        }
+        "WSGITelemetryService" | "WSGITelemetryOptions" => {
+            // SAFETY: cmd is live during configuration.
+            unsafe { global_only(cmd) }?;
+            // SAFETY: as for WSGIDaemonProcess.
+            let settings = unsafe { daemon::settings((*cmd).pool) };
+            use crate::telemetry::config;
+            if name == "WSGITelemetryService" {
+                settings.telemetry = Some(config::parse_service(w)?);
+            } else {
+                settings.telemetry_options = config::parse_options(w, settings.telemetry_options)?;
+            }
         }
         "WSGISocketPrefix"
         | "WSGISocketRotation"

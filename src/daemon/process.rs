@@ -238,6 +238,13 @@ fn serve_process(
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, &def.name);
     let state = Arc::new(State::new(group.clone(), interp));
     let workers = start_threads(&state)?;
+    crate::telemetry::start(crate::telemetry::Identity {
+        process_group: def.name.clone(),
+        daemon: true,
+        threads: def.threads as usize,
+        mpm_name: crate::embedded::child::server_info().mpm_name,
+        apache_version: crate::embedded::child::apache_version(),
+    });
     // Ready: Apache's children now queue requests for this process.
     daemons.table.live(id, std::process::id() as i32);
     let reason = supervise(&state, &set);
@@ -251,6 +258,7 @@ fn serve_process(
         std::process::id(),
         reason.describe()
     ));
+    crate::telemetry::stopping(reason.event_name());
     Interp::process_exiting();
     stop(&state, reason, workers);
     if reason != Reason::DeadlockTimeout && state.active.load(Ordering::SeqCst) == 0 {

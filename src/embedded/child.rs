@@ -19,6 +19,7 @@ const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 extern "C" fn child_exit(_: *mut c_void) -> sys::apr_status_t {
     crate::daemon::proxy::child_exiting();
+    crate::telemetry::stopping("shutdown");
     let deadline = std::time::Instant::now() + EXIT_WAIT;
     let _ = std::panic::catch_unwind(|| runtime::shutdown(deadline, ""));
     sys::APR_SUCCESS as sys::apr_status_t
@@ -48,6 +49,16 @@ pub fn server_info() -> ProcessInfo {
             build_date: text(sys::ap_get_server_built()),
         }
     }
+}
+
+/// Apache's version as mod_wsgi reports it ("Apache/2.4.62").
+pub fn apache_version() -> String {
+    format!(
+        "Apache/{}.{}.{}",
+        sys::AP_SERVER_MAJORVERSION_NUMBER,
+        sys::AP_SERVER_MINORVERSION_NUMBER,
+        sys::AP_SERVER_PATCHLEVEL_NUMBER
+    )
 }
 
 /// Python is started in child_init, unless daemon process groups exist:
@@ -116,8 +127,19 @@ unsafe fn start_python(s: *mut sys::server_rec) {
             ),
         )
     };
-    match runtime::initialize(&cfg.python, server_info(), None) {
-        Ok(_) => preload(s, ""),
+    let info = server_info();
+    let identity = crate::telemetry::Identity {
+        process_group: String::new(),
+        daemon: false,
+        threads: info.threads_per_process.max(1) as usize,
+        mpm_name: info.mpm_name.clone(),
+        apache_version: apache_version(),
+    };
+    match runtime::initialize(&cfg.python, info, None) {
+        Ok(_) => {
+            crate::telemetry::start(identity);
+            preload(s, "")
+        }
         // SAFETY: s is live.
         Err(e) => unsafe { log::error(s, log::ERR, &format!("mod_wsgi_rs: {e}")) },
     }

@@ -165,6 +165,7 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
     };
     let application_start = events::now();
     recording::begin();
+    let inflight = crate::telemetry::request_begin(head, request_start(head, application_start));
     events::begin(py, ex, objs, &environ);
     let app = events::request_started(
         py,
@@ -191,9 +192,19 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
             head,
             application_start,
             result == Err(NoResponse::Error),
+            inflight,
         );
     }
     result
+}
+
+/// When Apache read the request (µs since the epoch), else when the
+/// application was called.
+fn request_start(head: &RequestHead, application_start: f64) -> i64 {
+    head.get(Key::RequestStart)
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or((application_start * 1e6) as i64)
 }
 
 /// Adds the finished request to `start_recording_metrics()`'s figures and
@@ -204,6 +215,7 @@ fn finished(
     head: &RequestHead,
     application_start: f64,
     failed: bool,
+    inflight: Option<crate::telemetry::slow::InFlight>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let micros = |key| {
@@ -236,6 +248,18 @@ fn finished(
     };
     let elapsed = f.application_finish - from;
     let application = f.application_finish - f.application_start;
+    if let Some(request) = inflight {
+        let outcome = crate::telemetry::slow::Outcome {
+            status: f.status,
+            server_us: (f.application_start - from).max(0),
+            application_us: application,
+            input_bytes: f.input_bytes,
+            input_reads: f.input_reads,
+            output_bytes: f.output_bytes,
+            output_writes: f.output_writes,
+        };
+        crate::telemetry::request_end(request, elapsed, outcome);
+    }
     if let Some(line) = slow::report(head, f.status, elapsed, application) {
         ex.log_lines(py, Level::Warning, &[&line]);
     }

@@ -18,7 +18,7 @@ pub fn process_started(daemon: bool) {
 }
 
 /// The process's (user, system) CPU seconds.
-fn cpu_times() -> (f64, f64) {
+pub(crate) fn cpu_times() -> (f64, f64) {
     // SAFETY: getrusage fills the struct it is given.
     let u = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -30,7 +30,7 @@ fn cpu_times() -> (f64, f64) {
 }
 
 /// (current, peak) resident set size in bytes.
-fn rss() -> (i64, i64) {
+pub(crate) fn rss() -> (i64, i64) {
     // SAFETY: as above; sysconf has no preconditions.
     let (peak_kb, page) = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -42,14 +42,6 @@ fn rss() -> (i64, i64) {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
         .map_or(0, |pages| pages * page);
     (current, peak_kb * 1024)
-}
-
-/// One request thread's figures for the interval.
-struct SlotSnapshot {
-    completed: u64,
-    busy_us: u64,
-    elapsed_us: i64,
-    max_us: u64,
 }
 
 fn secs(us: i64) -> f64 {
@@ -76,7 +68,8 @@ pub fn start_recording_metrics() -> PyResult<()> {
 #[pyfunction]
 pub fn process_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
     guard::catch(|| {
-        if !recording::enabled() {
+        // With a telemetry service the reporter owns the figures (mod_wsgi 6).
+        if !recording::enabled() || crate::telemetry::enabled() {
             return Ok(py.None());
         }
         let now = recording::now_us();
@@ -127,50 +120,22 @@ pub fn process_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
 #[pyfunction]
 pub fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
     guard::catch(|| {
-        if !recording::enabled() {
+        // With a telemetry service the reporter owns the figures (mod_wsgi 6).
+        if !recording::enabled() || crate::telemetry::enabled() {
             return Ok(py.None());
         }
         let maximum = threads_maximum(py);
         let now = recording::now_us();
         let cpu = cpu_times();
-        // Drain the interval under the lock; build Python objects after.
-        let (interval, slots, start, busy, count, cpu0, threads_started) = {
-            let mut st = recording::state();
-            let busy = st.busy_until(now);
-            let mut slots = Vec::with_capacity(st.slots.len());
-            for s in st.slots.iter_mut() {
-                let (tail, elapsed) = match s.running_since {
-                    Some(since) => ((now - s.busy_since).max(0) as u64, (now - since).max(0)),
-                    None => (0, 0),
-                };
-                if s.running_since.is_some() {
-                    s.busy_since = now;
-                }
-                slots.push(SlotSnapshot {
-                    completed: s.completed,
-                    busy_us: s.busy_us + tail,
-                    elapsed_us: elapsed,
-                    max_us: s.max_duration_us,
-                });
-                s.completed = 0;
-                s.busy_us = 0;
-                s.max_duration_us = 0;
-            }
-            let snapshot = (
-                std::mem::take(&mut st.interval),
-                slots,
-                st.interval_start,
-                busy - st.interval_busy_us.min(busy),
-                st.count - st.interval_count.min(st.count),
-                st.interval_cpu,
-                st.slots.len(),
-            );
-            st.interval_start = now;
-            st.interval_busy_us = busy;
-            st.interval_count = st.count;
-            st.interval_cpu = cpu;
-            snapshot
-        };
+        let recording::Drained {
+            interval,
+            slots,
+            start,
+            busy,
+            count,
+            cpu0,
+            threads_started,
+        } = recording::drain(now, cpu);
         let period = (secs(now - start)).max(1e-6);
         let d = PyDict::new(py);
         let (rss, peak) = rss();
@@ -192,7 +157,7 @@ pub fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
         }
         d.set_item("memory_max_rss", peak)?;
         d.set_item("memory_rss", rss)?;
-        let padded = |f: &dyn Fn(&SlotSnapshot) -> f64| -> Vec<f64> {
+        let padded = |f: &dyn Fn(&recording::SlotSnapshot) -> f64| -> Vec<f64> {
             let mut v: Vec<f64> = slots.iter().take(maximum).map(f).collect();
             v.resize(maximum, 0.0);
             v

@@ -297,6 +297,69 @@ pub fn finish(f: &Finished) {
     state().finish(slot, f, f.application_finish.max(1));
 }
 
+/// One request thread's figures for a drained interval.
+pub struct SlotSnapshot {
+    pub completed: u64,
+    pub busy_us: u64,
+    pub elapsed_us: i64,
+    pub max_us: u64,
+}
+
+/// An interval taken by `drain`.
+pub struct Drained {
+    pub interval: Interval,
+    pub slots: Vec<SlotSnapshot>,
+    /// The interval's start (µs since the epoch).
+    pub start: i64,
+    /// Busy time (µs, in-flight requests included) and requests completed.
+    pub busy: u64,
+    pub count: u64,
+    /// The process's (user, system) CPU seconds at the interval's start.
+    pub cpu0: (f64, f64),
+    pub threads_started: usize,
+}
+
+/// Takes the figures since the previous drain and starts a new interval at
+/// `now`, when the process had used `cpu`. Only the lock's holder's own
+/// arithmetic runs under it.
+pub fn drain(now: i64, cpu: (f64, f64)) -> Drained {
+    let mut st = state();
+    let busy = st.busy_until(now);
+    let mut slots = Vec::with_capacity(st.slots.len());
+    for s in st.slots.iter_mut() {
+        let (tail, elapsed) = match s.running_since {
+            Some(since) => ((now - s.busy_since).max(0) as u64, (now - since).max(0)),
+            None => (0, 0),
+        };
+        if s.running_since.is_some() {
+            s.busy_since = now;
+        }
+        slots.push(SlotSnapshot {
+            completed: s.completed,
+            busy_us: s.busy_us + tail,
+            elapsed_us: elapsed,
+            max_us: s.max_duration_us,
+        });
+        s.completed = 0;
+        s.busy_us = 0;
+        s.max_duration_us = 0;
+    }
+    let drained = Drained {
+        interval: std::mem::take(&mut st.interval),
+        slots,
+        start: st.interval_start,
+        busy: busy - st.interval_busy_us.min(busy),
+        count: st.count - st.interval_count.min(st.count),
+        cpu0: st.interval_cpu,
+        threads_started: st.slots.len(),
+    };
+    st.interval_start = now;
+    st.interval_busy_us = busy;
+    st.interval_count = st.count;
+    st.interval_cpu = cpu;
+    drained
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,7 @@
 //! WSGISlowRequests: a request that took longer than the threshold gets a
 //! warning in the error log when it finishes, with what it was and where
-//! its time went. (mod_wsgi 6 sends such records to its telemetry service;
-//! here the error log is where an operator finds them, and the Prometheus
-//! endpoint counts them.)
+//! its time went; with WSGITelemetryService it is also sent there
+//! (`telemetry::slow`), as mod_wsgi 6 does.
 use super::head::{Key, RequestHead};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,6 +13,14 @@ static THRESHOLD: AtomicU64 = AtomicU64::new(0);
 pub fn configure(threshold: Option<Duration>) {
     let v = threshold.map_or(0, |d| d.as_micros() as u64 + 1);
     THRESHOLD.store(v, Ordering::Relaxed);
+}
+
+/// The threshold in µs, if WSGISlowRequests is set.
+pub fn threshold_us() -> Option<i64> {
+    THRESHOLD
+        .load(Ordering::Relaxed)
+        .checked_sub(1)
+        .map(|t| t.min(i64::MAX as u64) as i64)
 }
 
 pub fn active() -> bool {
