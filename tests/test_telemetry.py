@@ -36,7 +36,7 @@ except ImportError:
     # Field names this test reads, by id (the wire format's table).
     NAMES = {5: 'hostname', 6: 'process_group', 1: 'mod_wsgi_version', 20: 'request_count',
              121: 'status_2xx_total', 123: 'status_4xx_total', 200: 'slow_record_state',
-             202: 'slow_duration', 210: 'slow_method', 213: 'slow_script_name',
+             202: 'slow_duration', 203: 'slow_thread_id', 210: 'slow_method', 213: 'slow_script_name',
              214: 'slow_path_info', 217: 'slow_user_agent', 240: 'slow_status',
              130: 'shutdown_reason', 94: 'request_time_buckets'}
 
@@ -201,6 +201,7 @@ def test_slow_requests(telemetry):
     assert (f['slow_method'], f['slow_script_name'], f['slow_path_info'], f['slow_status']) == \
         (b'GET', b'/t', b'/sleep', 200)
     assert 0.4 <= f['slow_duration'] < 5
+    assert f['slow_thread_id'] >= 1
     if a.mode == 'embedded':
         assert f['slow_user_agent'] == b'telemetry-test/1.0'
     else:

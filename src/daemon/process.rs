@@ -261,6 +261,7 @@ fn serve_process(
     crate::telemetry::stopping(reason.event_name());
     Interp::process_exiting();
     stop(&state, reason, workers);
+    crate::telemetry::stopped();
     if reason != Reason::DeadlockTimeout && state.active.load(Ordering::SeqCst) == 0 {
         // atexit callbacks need the GIL, which a stuck thread may hold.
         runtime::shutdown(Instant::now() + def.shutdown_timeout, reason.event_name());

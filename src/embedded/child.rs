@@ -20,6 +20,7 @@ const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 extern "C" fn child_exit(_: *mut c_void) -> sys::apr_status_t {
     crate::daemon::proxy::child_exiting();
     crate::telemetry::stopping("shutdown");
+    crate::telemetry::stopped();
     let deadline = std::time::Instant::now() + EXIT_WAIT;
     let _ = std::panic::catch_unwind(|| runtime::shutdown(deadline, ""));
     sys::APR_SUCCESS as sys::apr_status_t

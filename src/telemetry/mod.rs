@@ -55,11 +55,19 @@ pub fn start(identity: Identity) {
     }
 }
 
-/// The process is about to stop: sends the last partial interval and
-/// PROCESS_STOPPING.
+/// The process decided to stop: PROCESS_STOPPING, with the requests then
+/// in flight; the periodic samples end.
 pub fn stopping(reason: &str) {
     if enabled() {
         reporter::stopping(reason);
+    }
+}
+
+/// The process's requests are over: sends the interval since the last
+/// sample, which would otherwise be lost.
+pub fn stopped() {
+    if enabled() {
+        reporter::last_tick();
     }
 }
 

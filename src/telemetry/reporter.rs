@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+/// Per-thread arrays hold at most this many threads (mod_wsgi's bound,
+/// which keeps a sample within one datagram).
+const MAX_SLOTS: usize = 128;
+
 struct Reporter {
     socket: UnixDatagram,
     service: Service,
@@ -18,6 +22,8 @@ struct Reporter {
     pid: u32,
     parent_pid: u32,
     hostname: Vec<u8>,
+    /// "3.13.5": the running interpreter's, as mod_wsgi reports it.
+    python_version: Vec<u8>,
     seq: AtomicU32,
     /// Serialises ticks (the thread's and the last one at shutdown).
     tick: Mutex<()>,
@@ -34,6 +40,14 @@ pub fn running() -> bool {
 
 fn stamp() -> f64 {
     recording::now_us() as f64 / 1e6
+}
+
+fn python_version() -> Vec<u8> {
+    // SAFETY: Py_GetVersion returns a static NUL-terminated string and
+    // needs neither the GIL nor an initialized interpreter.
+    let full = unsafe { std::ffi::CStr::from_ptr(pyo3::ffi::Py_GetVersion()) };
+    let full = full.to_bytes();
+    full.split(|&b| b == b' ').next().unwrap_or(full).to_vec()
 }
 
 fn hostname() -> Vec<u8> {
@@ -71,11 +85,7 @@ impl Reporter {
                 concat!("mod_wsgi_rs/", env!("CARGO_PKG_VERSION")).as_bytes(),
                 31,
             )
-            .bytes(
-                field::PYTHON_VERSION,
-                env!("WSGI_RS_PY_VERSION").as_bytes(),
-                31,
-            )
+            .bytes(field::PYTHON_VERSION, &self.python_version, 31)
             .bytes(field::APACHE_VERSION, id.apache_version.as_bytes(), 63)
             .bytes(field::MPM_NAME, id.mpm_name.as_bytes(), 31);
         }
@@ -121,7 +131,8 @@ impl Reporter {
         let system = (cpu.1 - r.cpu0.1).max(0.0) / period;
         let (rss, peak) = rss();
         let threshold = crate::wsgi::slow::threshold_us().unwrap_or(0);
-        let slots = &r.slots[..r.slots.len().min(maximum)];
+        let width = maximum.min(MAX_SLOTS);
+        let slots = &r.slots[..r.slots.len().min(width)];
         let active = slots
             .iter()
             .filter(|s| s.completed > 0 || s.elapsed_us > 0)
@@ -176,14 +187,14 @@ impl Reporter {
         }
         let padded = |f: &dyn Fn(&recording::SlotSnapshot) -> f64| -> Vec<f64> {
             let mut v: Vec<f64> = slots.iter().map(f).collect();
-            v.resize(maximum, 0.0);
+            v.resize(width, 0.0);
             v
         };
         let mut completed: Vec<i32> = slots
             .iter()
             .map(|s| s.completed.min(i32::MAX as u64) as i32)
             .collect();
-        completed.resize(maximum, 0);
+        completed.resize(width, 0);
         d.i32s(field::REQUEST_THREADS_COMPLETED, &completed)
             .f64s(
                 field::REQUEST_THREADS_BUSY_TIME,
@@ -201,7 +212,6 @@ impl Reporter {
     }
 
     fn stopping(&self, reason: &str) {
-        self.tick();
         let (active, lifetime) = {
             let st = recording::state();
             let active = st
@@ -239,6 +249,7 @@ pub fn start(service: Service, identity: Identity) {
         // SAFETY: getppid has no preconditions.
         parent_pid: unsafe { libc::getppid() } as u32,
         hostname: hostname(),
+        python_version: python_version(),
         seq: AtomicU32::new(0),
         tick: Mutex::new(()),
     };
@@ -273,6 +284,7 @@ fn run() {
     });
 }
 
+/// PROCESS_STOPPING, and the thread's ticks end.
 pub fn stopping(reason: &str) {
     let Some(r) = REPORTER.get() else { return };
     if STOPPED.swap(true, Ordering::Relaxed) {
@@ -280,4 +292,11 @@ pub fn stopping(reason: &str) {
     }
     WAKE.1.notify_all();
     let _ = std::panic::catch_unwind(|| r.stopping(reason));
+}
+
+/// The last, partial interval (after the process's requests ended).
+pub fn last_tick() {
+    if let Some(r) = REPORTER.get() {
+        let _ = std::panic::catch_unwind(|| r.tick());
+    }
 }

@@ -63,9 +63,10 @@ impl Drop for InFlight {
 /// Enters a request that started at `start_us` (µs since the epoch).
 pub fn begin(head: &RequestHead, start_us: i64, user_agent: bool) -> InFlight {
     let text = |k| head.get(k).unwrap_or(b"").to_vec();
+    // Apache's r->hostname, as mod_wsgi reports it: the Host without port.
     let host = head
-        .get_other(b"HTTP_HOST")
-        .or_else(|| head.get(Key::ServerName))
+        .get(Key::ServerName)
+        .or_else(|| head.get_other(b"HTTP_HOST"))
         .unwrap_or(b"")
         .to_vec();
     let scheme = head
@@ -89,10 +90,7 @@ pub fn begin(head: &RequestHead, start_us: i64, user_agent: bool) -> InFlight {
             fields.push((field::SLOW_USER_AGENT, ua.to_vec(), 511));
         }
     }
-    let thread = head
-        .get(Key::ThreadId)
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-        .unwrap_or(0);
+    let thread = u64::from(crate::wsgi::environ::thread_id());
     let identity = Arc::new(Identity {
         start_us,
         thread,

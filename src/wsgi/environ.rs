@@ -19,6 +19,11 @@ thread_local! {
     static THREAD_REQUESTS: Cell<u64> = const { Cell::new(0) };
 }
 
+/// This request thread's `mod_wsgi.thread_id`.
+pub fn thread_id() -> u32 {
+    THREAD_ID.with(|t| *t)
+}
+
 fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
