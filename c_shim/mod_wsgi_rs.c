@@ -74,6 +74,9 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIErrorOverride", OR_FILEINFO, "On: Apache's error documents replace a daemon application's 4xx/5xx bodies."),
     WSGI_DIRECTIVE("WSGIIgnoreActivity", OR_FILEINFO, "On: these requests do not count as activity for inactivity-timeout."),
     WSGI_DIRECTIVE("WSGITrustedProxyHeaders", OR_FILEINFO, "Proxy headers (X-Forwarded-For, X-Forwarded-Proto...) applied to the environ."),
+    WSGI_DIRECTIVE("WSGIHandlerScript", ACCESS_CONF | RSRC_CONF, "Handler name, script file (its handle_request is called) and options."),
+    WSGI_DIRECTIVE("WSGIDispatchScript", ACCESS_CONF | RSRC_CONF, "Script choosing process group, application group and callable per request."),
+    WSGI_DIRECTIVE("WSGIPassApacheRequest", ACCESS_CONF | RSRC_CONF, "On: embedded applications get apache.request_rec (a PyCapsule)."),
     WSGI_DIRECTIVE("WSGITrustedProxies", OR_FILEINFO, "Addresses/subnets of the proxies whose headers are trusted (default: any)."),
 
     /* mod_wsgi directives not implemented yet: known, so that Apache stops with
@@ -82,7 +85,6 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIAuthUserScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthGroupScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     WSGI_DIRECTIVE("WSGIAuthGroupAuthoritative", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIHandlerScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
     { NULL }
 };
 

@@ -143,6 +143,9 @@ fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), St
             "addresses or subnets",
             Subnet::parse,
         )?,
+        "WSGIHandlerScript" | "WSGIDispatchScript" | "WSGIPassApacheRequest" => {
+            dir.scripts.apply(name, w)?
+        }
         other => return Err(not_yet(other)),
     }
     Ok(())

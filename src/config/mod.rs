@@ -6,6 +6,7 @@ pub(crate) mod daemon;
 pub(crate) mod directives;
 pub(crate) mod expand;
 pub(crate) mod group;
+pub(crate) mod handler_script;
 pub(crate) mod interp_options;
 pub(crate) mod python;
 pub(crate) mod python_directives;
@@ -58,6 +59,8 @@ pub struct DirConfig {
     pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
     /// WSGITrustedProxies (None: any peer is trusted).
     pub trusted_proxies: Option<Vec<Subnet>>,
+    /// WSGIHandlerScript, WSGIDispatchScript, WSGIPassApacheRequest.
+    pub scripts: handler_script::ScriptSettings,
 }
 
 impl DirConfig {
@@ -95,6 +98,7 @@ impl DirConfig {
                 .trusted_proxies
                 .clone()
                 .or_else(|| base.trusted_proxies.clone()),
+            scripts: handler_script::ScriptSettings::merge(&base.scripts, &add.scripts),
         }
     }
 

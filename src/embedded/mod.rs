@@ -3,6 +3,7 @@
 //! `request_rec`; transport: the Apache request as the WSGI core's transport.
 
 pub(crate) mod child;
+pub(crate) mod dispatch;
 pub(crate) mod handler;
 pub(crate) mod request;
 pub(crate) mod transport;

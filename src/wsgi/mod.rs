@@ -15,6 +15,7 @@ pub(crate) mod head;
 pub(crate) mod input;
 pub(crate) mod output;
 pub(crate) mod proxy_headers;
+pub(crate) mod request_rec;
 pub(crate) mod script;
 pub(crate) mod start_response;
 pub(crate) mod transport;
