@@ -186,6 +186,29 @@ def test_dispatch_environ(dispatch_server):
     assert seen['SCRIPT_NAME'] == '/dispatch'
     assert not seen['has_callable_object'] and not seen['has_input']
     assert seen['mod_wsgi.version'] and len(seen['apache.version']) == 3
+    assert seen['request_rec'] == 'None'  # WSGIPassApacheRequest Off
+
+
+def test_dispatch_script_reloading_and_request_rec(start_apache):
+    a = start_apache('WSGIPassApacheRequest On\n'
+                     'WSGIDispatchScript @DIR@/dispatch.py\n'
+                     'WSGIScriptAlias /dispatch @APPS@/dispatched.wsgi\n', name='dispatch-reload')
+    script = os.path.join(a.dir, 'dispatch.py')
+    with open(os.path.join(a.apps, 'dispatch.py')) as f:
+        source = f.read()
+    with open(script, 'w') as f:
+        f.write(source)
+    e = get_json(a, '/dispatch/x?env=1&call=other')
+    assert e['callable'] == 'other' and e['request_rec']
+    a.wait_for_log('dispatch environ:')
+    line = [l for l in a.error_log().splitlines() if 'dispatch environ:' in l][-1]
+    assert json.loads(line.split('dispatch environ: ', 1)[1])['request_rec'].startswith('<capsule object NULL')
+    with open(script, 'w') as f:
+        f.write('def callable_object(environ):\n    return "other"\n')
+    st = os.stat(script)
+    os.utime(script, (st.st_atime, st.st_mtime + 5))
+    assert get_json(a, '/dispatch/x')['callable'] == 'other'  # the changed script
+    a.wait_for_log("Reloading Python script file '%s'" % script)
 
 
 def test_dispatch_exception_is_500_with_traceback(dispatch_server):

@@ -2,9 +2,9 @@
 //! `wsgi-script` content handler, which runs the WSGI core over an
 //! `ApacheTransport`.
 use super::request::{self, Decided};
+use super::routing;
 use super::transport::ApacheTransport;
 use crate::apache::{self, log, sys, table};
-use crate::config::handler_script::{DispatchScript, HandlerScript};
 use crate::config::{DirConfig, GroupFacts, GroupSpec, MapHead, ServerConfig};
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
@@ -14,12 +14,12 @@ use std::ffi::CStr;
 
 const HANDLER: &CStr = c"wsgi-script";
 const NOTE_ALIASED: &CStr = c"alias-forced-type";
-const NOTE_CALLABLE: &CStr = c"mod_wsgi.callable_object";
-const NOTE_PASS_AUTH: &CStr = c"mod_wsgi.pass_authorization";
-const NOTE_PROCESS_GROUP: &CStr = c"mod_wsgi.process_group";
-const NOTE_APPLICATION_GROUP: &CStr = c"mod_wsgi.application_group";
+pub(super) const NOTE_CALLABLE: &CStr = c"mod_wsgi.callable_object";
+pub(super) const NOTE_PASS_AUTH: &CStr = c"mod_wsgi.pass_authorization";
+pub(super) const NOTE_PROCESS_GROUP: &CStr = c"mod_wsgi.process_group";
+pub(super) const NOTE_APPLICATION_GROUP: &CStr = c"mod_wsgi.application_group";
 
-unsafe fn set_note(r: *mut sys::request_rec, key: &CStr, value: &str) {
+pub(super) unsafe fn set_note(r: *mut sys::request_rec, key: &CStr, value: &str) {
     // SAFETY: r is live; APR copies both strings.
     unsafe {
         table::add(
@@ -93,8 +93,7 @@ unsafe fn check_target(r: *mut sys::request_rec, filename: &str, handler: bool) 
     // SAFETY: r and its notes, finfo and path_info are live.
     unsafe {
         let aliased = table::get((*r).notes, NOTE_ALIASED) == Some(b"wsgi-script");
-        if handler {
-        } else if !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI) == 0 {
+        if !handler && !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI) == 0 {
             return refuse(
                 log::ERR,
                 format!("Options ExecCGI is off in this directory: {filename}"),
@@ -145,7 +144,7 @@ unsafe fn setup_body(r: *mut sys::request_rec, dir: &DirConfig, filename: &str) 
 }
 
 /// What the handler decided from the configuration and the URL.
-unsafe fn decide(
+pub(super) unsafe fn decide(
     r: *mut sys::request_rec,
     dir: &DirConfig,
     script: &str,
@@ -247,7 +246,11 @@ unsafe fn application_group(
 }
 
 /// An application group as configured, expanded for this request.
-unsafe fn expand_group(r: *mut sys::request_rec, spec: &GroupSpec, script_name: &[u8]) -> String {
+pub(super) unsafe fn expand_group(
+    r: *mut sys::request_rec,
+    spec: &GroupSpec,
+    script_name: &[u8],
+) -> String {
     // SAFETY: r and its server are live (caller).
     unsafe {
         if let GroupSpec::Global | GroupSpec::Literal(_) = spec {
@@ -339,72 +342,6 @@ unsafe fn delegate(
     }
 }
 
-/// The WSGIHandlerScript registered for this request's handler name (in
-/// the merged per-directory configuration), or None for `wsgi-script`.
-/// Err(DECLINED): not a handler of ours.
-fn handler_script<'a>(
-    handler: &[u8],
-    dir: &'a DirConfig,
-) -> Result<Option<&'a HandlerScript>, i32> {
-    if handler == b"wsgi-script" || handler == b"application/x-httpd-wsgi" {
-        return Ok(None);
-    }
-    let name = std::str::from_utf8(handler).map_err(|_| sys::DECLINED)?;
-    dir.scripts.handler(name).map(Some).ok_or(sys::DECLINED)
-}
-
-/// A handler script's options, noted as an alias's are; its callable is
-/// always `handle_request`.
-unsafe fn note_handler_script(r: *mut sys::request_rec, h: &HandlerScript) {
-    // SAFETY: r is live (caller).
-    unsafe {
-        set_note(r, NOTE_CALLABLE, "handle_request");
-        if let Some(g) = &h.process_group {
-            set_note(r, NOTE_PROCESS_GROUP, g);
-        }
-        if let Some(g) = &h.application_group {
-            set_note(r, NOTE_APPLICATION_GROUP, &g.describe());
-        }
-        if let Some(p) = h.pass_authorization {
-            set_note(r, NOTE_PASS_AUTH, if p { "1" } else { "0" });
-        }
-    }
-}
-
-/// WSGIDispatchScript: its hooks' choices are noted, replacing the
-/// configured values. Err is the handler's status.
-unsafe fn dispatch(
-    r: *mut sys::request_rec,
-    dir: &DirConfig,
-    d: &DispatchScript,
-    script: &str,
-    resource: Option<&str>,
-) -> Result<(), i32> {
-    // SAFETY: r is live (caller).
-    unsafe {
-        let decided = decide(r, dir, script, resource);
-        let spec = d.application_group.as_ref().unwrap_or(&GroupSpec::Global);
-        let group = expand_group(r, spec, &decided.script_name);
-        let mut head = request::head(r, decided);
-        if dir.scripts.pass_apache_request() {
-            head.request_rec = r as usize;
-        }
-        let choice = super::dispatch::run(d, &group, &head, dir.script_reloading())
-            .inspect_err(|why| log::rerror(r, log::ERR, why))
-            .map_err(|_| sys::HTTP_INTERNAL_SERVER_ERROR)?;
-        if let Some(g) = &choice.process_group {
-            set_note(r, NOTE_PROCESS_GROUP, g);
-        }
-        if let Some(g) = &choice.application_group {
-            set_note(r, NOTE_APPLICATION_GROUP, g);
-        }
-        if let Some(c) = &choice.callable_object {
-            set_note(r, NOTE_CALLABLE, c);
-        }
-    }
-    Ok(())
-}
-
 /// The content handler for `wsgi-script` (and `application/x-httpd-wsgi`)
 /// and for the names WSGIHandlerScript registers.
 ///
@@ -415,7 +352,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     let handler = unsafe { apache::cbytes((*r).handler) }.unwrap_or(b"");
     // SAFETY: our per-directory record, immutable once merged.
     let dir = unsafe { &*(sys::wsgi_rs_dir_config(r) as *const DirConfig) };
-    let handler_script = match handler_script(handler, dir) {
+    let handler_script = match routing::handler_script(handler, dir) {
         Ok(h) => h,
         Err(status) => return status,
     };
@@ -433,14 +370,14 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     let (script, resource) = match handler_script {
         Some(h) => {
             // SAFETY: r is live.
-            unsafe { note_handler_script(r, h) };
+            unsafe { routing::note_handler_script(r, h) };
             (h.path.clone(), Some(filename.as_str()))
         }
         None => (filename.clone(), None),
     };
     if let Some(d) = &dir.scripts.dispatch {
         // SAFETY: r is live.
-        if let Err(status) = unsafe { dispatch(r, dir, d, &script, resource) } {
+        if let Err(status) = unsafe { routing::dispatch(r, dir, d, &script, resource) } {
             return status;
         }
     }

@@ -20,6 +20,7 @@ def process_group(environ):
         seen['mod_wsgi.version'] = list(environ.get('mod_wsgi.version', ()))
         seen['apache.version'] = list(environ.get('apache.version', ()))
         seen['has_input'] = 'wsgi.input' in environ
+        seen['request_rec'] = repr(environ.get('apache.request_rec'))
         environ['wsgi.errors'].write('dispatch environ: %s\n' % json.dumps(seen))
         environ['wsgi.errors'].flush()
     if _q(environ, 'bytes'):
