@@ -23,7 +23,7 @@ WSGIAuthUserScript @APPS@/auth_user.wsgi
 """
 
 CONF = r"""
-WSGIScriptAliasMatch ^/(basic|digest|group|staff|access|byhost|open) @APPS@/auth_app.wsgi
+WSGIScriptAliasMatch ^/(basic|digest|group|staff|access|byhost|denyhost) @APPS@/auth_app.wsgi
 <Location /basic>
 %(basic)s
 Require valid-user
@@ -51,10 +51,9 @@ Require wsgi-group nobody "staff"
 <Location /access>
 WSGIAccessScript @APPS@/auth_access.wsgi
 </Location>
-<Location /byhost>
+<LocationMatch ^/(byhost|denyhost)>
 WSGIAccessScript @APPS@/auth_access.wsgi
-# Only the access script's say: no other module allows or denies.
-</Location>
+</LocationMatch>
 """ % {'basic': BASIC}
 
 # Every MPM, with the application embedded and in a daemon process group.
@@ -176,8 +175,11 @@ def test_access_script_decides_from_the_environ(apache, how, status):
 
 
 def test_access_script_decides_from_the_host(apache):
-    # No header: only 127.0.0.1 (the host the script is given) gets in.
+    # No header: the script compares the host it is given (127.0.0.1 here).
     assert apache.get('/byhost').status == 200
+    mark = len(apache.error_log())
+    assert apache.get('/denyhost').status == 403
+    assert apache.wait_for_log('Client denied by server configuration'), log_since(apache, mark)
 
 
 @pytest.mark.parametrize('how,why', [
@@ -366,3 +368,16 @@ def test_tls_is_https(start_apache, public_tmp):
     assert e['is_https()'] == 1 and e['var_lookup()'].startswith('TLSv1')
     assert e['from_thread'] == "[(1, 'on')]"
     a.stop()
+
+
+def test_concurrent_requests(apache):
+    """Many threads of the child authenticate at once (one interpreter)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        user, password = [('alice', 'secret'), ('bob', 'hunter2'), ('alice', 'bad')][i % 3]
+        return apache.get('/group', headers=basic(user, password)).status
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(one, range(48)))
+    assert statuses == [200, 401, 401] * 16
