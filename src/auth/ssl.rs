@@ -67,8 +67,9 @@ fn _rs_ssl_var_lookup<'py>(
         let name = CString::new(name)
             .map_err(|_| PyValueError::new_err("embedded null character in variable name"))?;
         // SAFETY: `with_py` hands out the live request, used by one thread
-        // at a time; mod_ssl copies the name and returns a pool string (or
-        // NULL), copied out before the lock is released.
+        // at a time; mod_ssl only reads the NUL-terminated name and returns
+        // a string in the request's pool (or NULL), copied out before the
+        // lock is released.
         let value = req
             .with_py(py, |r| unsafe {
                 apache::cbytes(sys::wsgi_rs_ssl_var_lookup(r, name.as_ptr().cast_mut()))
