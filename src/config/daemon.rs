@@ -400,6 +400,8 @@ pub struct DaemonSettings {
     pub restrict_embedded: Option<bool>,
     /// WSGIImportScript, in configuration order.
     pub imports: Vec<ImportScript>,
+    /// WSGISlowRequests: the threshold of the slow-request warning.
+    pub slow_requests: Option<std::time::Duration>,
 }
 
 /// `WSGIImportScript path process-group=… application-group=…`: loaded

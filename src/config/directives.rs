@@ -89,6 +89,7 @@ unsafe fn apply_named(
         | "WSGISocketRotation"
         | "WSGIRestrictEmbedded"
         | "WSGIAcceptMutex"
+        | "WSGISlowRequests"
         | "WSGIImportScript" => {
             // SAFETY: these are RSRC_CONF directives, read on Apache's one
             // configuration thread with a live cmd.
@@ -136,6 +137,7 @@ fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), St
             "header names",
             ProxyHeader::parse,
         )?,
+        n if super::AuthScripts::handles(n) => dir.auth.apply(n, w)?,
         "WSGITrustedProxies" => append(
             &mut dir.trusted_proxies,
             name,
@@ -256,7 +258,11 @@ unsafe fn daemon_directive(
             let import = daemon::parse_import(w, |g| settings.group(g).is_some())?;
             settings.imports.push(import);
         }
-        "WSGISocketPrefix" | "WSGISocketRotation" | "WSGIRestrictEmbedded" | "WSGIAcceptMutex" => {
+        "WSGISocketPrefix"
+        | "WSGISocketRotation"
+        | "WSGIRestrictEmbedded"
+        | "WSGIAcceptMutex"
+        | "WSGISlowRequests" => {
             // SAFETY: cmd is live during configuration.
             unsafe { global_only(cmd) }?;
             let v = one(name, w)?;
@@ -266,6 +272,7 @@ unsafe fn daemon_directive(
                 "WSGISocketPrefix" => settings.socket_prefix = Some(v.to_string()),
                 "WSGISocketRotation" => settings.socket_rotation = Some(parse_flag(name, v)?),
                 "WSGIRestrictEmbedded" => settings.restrict_embedded = Some(parse_flag(name, v)?),
+                "WSGISlowRequests" => settings.slow_requests = Some(crate::wsgi::slow::parse(v)?),
                 // Accepted for compatibility: daemon threads take connections
                 // with accept() on a shared socket, which the kernel hands
                 // to one waiting process at a time; there is no lock to pick.
@@ -399,16 +406,7 @@ unsafe fn script_alias(
 
 /// Why a mod_wsgi directive that this version does not implement stops Apache.
 fn not_yet(name: &str) -> String {
-    let what = match name {
-        "WSGIAccessScript"
-        | "WSGIAuthUserScript"
-        | "WSGIAuthGroupScript"
-        | "WSGIAuthGroupAuthoritative" => {
-            "authentication/authorization scripts are not implemented yet"
-        }
-        _ => "this directive is not implemented yet",
-    };
-    format!("{name} is not supported by this version of mod_wsgi_rs: {what}.")
+    format!("{name} is not supported by this version of mod_wsgi_rs: this directive is not implemented yet.")
 }
 
 #[cfg(test)]

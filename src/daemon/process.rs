@@ -194,6 +194,7 @@ fn serve_process(
     delay: Duration,
 ) -> Result<Reason, String> {
     reset_signals(daemons, id);
+    crate::wsgi::metrics_api::process_started(true);
     if !leave_parent(daemons, group) {
         return Ok(Reason::Shutdown);
     }
@@ -254,7 +255,7 @@ fn serve_process(
     stop(&state, reason, workers);
     if reason != Reason::DeadlockTimeout && state.active.load(Ordering::SeqCst) == 0 {
         // atexit callbacks need the GIL, which a stuck thread may hold.
-        runtime::shutdown(Instant::now() + def.shutdown_timeout);
+        runtime::shutdown(Instant::now() + def.shutdown_timeout, reason.event_name());
     }
     Ok(reason)
 }
@@ -278,7 +279,10 @@ fn serve_scripts(
         group.def.name,
         std::process::id()
     ));
-    runtime::shutdown(Instant::now() + group.def.shutdown_timeout);
+    runtime::shutdown(
+        Instant::now() + group.def.shutdown_timeout,
+        Reason::ServiceScripts.event_name(),
+    );
     Ok(Reason::ServiceScripts)
 }
 

@@ -64,6 +64,23 @@ reasons! {
 }
 
 impl Reason {
+    /// mod_wsgi's name for it (the `shutdown_reason` of process_stopping).
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Reason::Shutdown => "shutdown_signal",
+            Reason::MaximumRequests => "maximum_requests",
+            Reason::RestartInterval => "restart_interval",
+            Reason::InactivityTimeout => "inactivity_timeout",
+            Reason::CpuTimeLimit => "cpu_time_limit",
+            Reason::GracefulSignal => "graceful_signal",
+            Reason::RequestTimeout => "request_timeout",
+            Reason::ServiceScripts => "",
+            Reason::ScriptReload => "script_reload",
+            Reason::StartupTimeout => "startup_timeout",
+            Reason::DeadlockTimeout => "deadlock_timeout",
+        }
+    }
+
     fn from_u8(v: u8) -> Reason {
         Reason::ALL
             .get(usize::from(v))

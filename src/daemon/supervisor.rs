@@ -102,6 +102,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     }
     // SAFETY: post_config runs on the parent's one thread.
     let settings = unsafe { settings(pconf) };
+    crate::wsgi::slow::configure(settings.slow_requests);
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: s is the live main server.
     let timeout = Duration::from_micros(unsafe { (*s).timeout }.max(0) as u64);

@@ -20,7 +20,7 @@ const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 extern "C" fn child_exit(_: *mut c_void) -> sys::apr_status_t {
     crate::daemon::proxy::child_exiting();
     let deadline = std::time::Instant::now() + EXIT_WAIT;
-    let _ = std::panic::catch_unwind(|| runtime::shutdown(deadline));
+    let _ = std::panic::catch_unwind(|| runtime::shutdown(deadline, ""));
     sys::APR_SUCCESS as sys::apr_status_t
 }
 
@@ -57,6 +57,7 @@ pub fn server_info() -> ProcessInfo {
 /// # Safety
 /// Called from Apache's child_init with the live child pool and main server.
 pub unsafe fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    crate::wsgi::metrics_api::process_started(false);
     let daemons = crate::daemon::supervisor::current();
     if let Some(d) = &daemons {
         d.close_listeners();

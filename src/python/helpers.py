@@ -339,3 +339,169 @@ def _shutdown(deadline):
             except Exception:
                 pass
     return left
+
+
+# Events (mod_wsgi's subscribe_events / subscribe_shutdown). Everything is
+# per interpreter: each interpreter executes this module on its own.
+
+event_callbacks = []
+shutdown_callbacks = []
+active_requests = {}
+
+
+def subscribe_events(callback):
+    """Calls ``callback(name, **payload)`` for each event of this interpreter:
+    request_started, response_started, request_finished, request_exception,
+    process_stopping. Returns the callback (usable as a decorator)."""
+    event_callbacks.append(callback)
+    return callback
+
+
+def subscribe_shutdown(callback):
+    """Calls ``callback('process_stopping', shutdown_reason=...)`` when the
+    process stops (also with WSGIDestroyInterpreter Off). Returns it."""
+    shutdown_callbacks.append(callback)
+    return callback
+
+
+def _call_callbacks(name, callbacks, event):
+    """Each callback of a snapshot of the list; a dict it returns is merged
+    into the payload the next one gets; its exceptions are logged."""
+    for callback in list(callbacks):
+        try:
+            res = callback(name, **event)
+            if isinstance(res, dict):
+                event.update(res)
+        except BaseException as e:
+            _log_callback_error(name, e)
+    return event
+
+
+def _log_callback_error(name, e):
+    try:
+        text = format_exception(e, e.__traceback__)
+        _rs_log_error('%s exception raised by event callback for %r.'
+                      % (type(e).__name__, name), text)
+    except BaseException:
+        pass
+
+
+def _publish(name, event):
+    _call_callbacks(name, event_callbacks, event)
+    if name == 'process_stopping':
+        _call_callbacks(name, shutdown_callbacks, event)
+    return event
+
+
+_events_local = threading.local()
+
+
+def _thread_usage():
+    try:
+        import resource
+        u = resource.getrusage(resource.RUSAGE_THREAD)
+        return (u.ru_utime, u.ru_stime)
+    except Exception:
+        return None
+
+
+def _request_values(environ):
+    """What the events report from the request's environ (read before the
+    application may change it). The daemon-mode figures of mod_wsgi
+    (daemon_connects, daemon_restarts, queue_start, daemon_start and the
+    Apache child's pid) are not carried to daemon processes: they have the
+    values mod_wsgi gives in embedded mode (0, and this process's pid)."""
+    import os
+
+    def seconds(key):
+        try:
+            return int(environ.get(key) or 0) / 1e6
+        except (TypeError, ValueError):
+            return 0.0
+
+    return {
+        'thread_id': environ.get('mod_wsgi.thread_id', 0),
+        'daemon_connects': 0,
+        'daemon_restarts': 0,
+        'server_pid': os.getpid(),
+        'request_start': seconds('mod_wsgi.request_start'),
+        'queue_start': 0.0,
+        'daemon_start': 0.0,
+    }
+
+
+def _event(request_id, *parts):
+    """A payload: request_id (when Apache gave one) then the parts' items."""
+    event = {} if request_id is None else {'request_id': request_id}
+    for part in parts:
+        event.update(part)
+    return event
+
+
+def _request_started(request_id, request_data, environ, application, callable_object,
+                     application_start):
+    """request_started; returns the application to call (a callback may
+    replace ``application_object`` in the payload)."""
+    values = _request_values(environ)
+    _events_local.started = (request_data, values, _thread_usage())
+    event = _event(request_id, values, {
+        'application_object': application, 'callable_object': callable_object,
+        'request_environ': environ, 'application_start': application_start,
+        'request_data': request_data})
+    _publish('request_started', event)
+    return event.get('application_object', application)
+
+
+def _response_started(request_id, request_data, status, headers, exc_info):
+    _publish('response_started', _event(request_id, {
+        'response_status': status, 'response_headers': headers,
+        'exception_info': exc_info, 'request_data': request_data}))
+
+
+def _request_exception(request_id, request_data, exc, tb):
+    _publish('request_exception', _event(request_id, {
+        'exception_info': (type(exc), exc, tb or exc.__traceback__),
+        'request_data': request_data}))
+
+
+def _request_finished(request_id, request_data, environ, application_start, status,
+                      input_reads, input_length, input_time, output_length, output_writes):
+    import time
+    finish = time.time()
+    started = getattr(_events_local, 'started', None)
+    _events_local.started = None
+    if started is not None and started[0] is request_data:
+        values, usage = started[1], started[2]
+    else:
+        values, usage = _request_values(environ), None
+    application_time = max(0.0, finish - application_start)
+    event = _event(request_id, values)
+    del event['daemon_connects'], event['daemon_restarts']
+    event['input_reads'] = input_reads
+    event['input_length'] = input_length
+    event['input_time'] = input_time
+    event['output_length'] = output_length
+    event['output_writes'] = output_writes
+    end = _thread_usage() if usage is not None else None
+    if end is not None:
+        user = max(0.0, end[0] - usage[0])
+        system = max(0.0, end[1] - usage[1])
+        total = user + system
+        if total and total > application_time:
+            user = user / total * application_time
+            system = application_time - user
+        event['cpu_user_time'] = user
+        event['cpu_system_time'] = system
+        event['cpu_time'] = user + system
+    event['output_time'] = 0.0
+    event['application_finish'] = finish
+    event['application_time'] = application_time
+    event['status'] = status
+    event['gil_wait_time'] = 0.0
+    event['gil_wait_count'] = 0
+    event['request_data'] = request_data
+    _publish('request_finished', event)
+
+
+def _process_stopping(reason):
+    _publish('process_stopping', {'shutdown_reason': reason})

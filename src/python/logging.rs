@@ -140,6 +140,25 @@ pub fn _rs_log_info(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<()> {
     })
 }
 
+/// An error of the module's own with a traceback text (an event callback
+/// raised), in the request's context when there is one.
+#[pyfunction]
+pub fn _rs_log_error(
+    py: Python<'_>,
+    first: &Bound<'_, PyAny>,
+    text: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    super::guard::catch(|| {
+        log_error_text(py, &[text_arg(first)?], &text_arg(text)?);
+        Ok(())
+    })
+}
+
+/// The request this thread serves, if any.
+pub fn current() -> Option<Arc<Exchange>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
 /// A message of the module's own at info level, in the request's context
 /// when there is one.
 pub fn info(py: Python<'_>, text: &str) {

@@ -4,7 +4,7 @@
 use crate::wsgi::head::Key;
 use crate::wsgi::{input, start_response};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -53,6 +53,9 @@ pub struct InterpObjects {
     pub load_script: Py<PyAny>,
     pub format_exception: Py<PyAny>,
     pub base_environ: Py<PyDict>,
+    /// `mod_wsgi.event_callbacks` and `mod_wsgi.active_requests`.
+    pub event_callbacks: Py<PyList>,
+    pub active_requests: Py<PyDict>,
     /// Interned known keys, indexed by `Key as usize`.
     keys: Vec<Py<PyString>>,
     /// Other variable names seen in requests → interned str, bounded.
@@ -125,6 +128,17 @@ impl InterpObjects {
         add(wrap_pyfunction!(super::logging::_rs_log_write, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_flush, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_info, &module)?)?;
+        add(wrap_pyfunction!(super::logging::_rs_log_error, &module)?)?;
+        add(wrap_pyfunction!(
+            crate::wsgi::events::request_data,
+            &module
+        )?)?;
+        {
+            use crate::wsgi::metrics_api as m;
+            add(wrap_pyfunction!(m::start_recording_metrics, &module)?)?;
+            add(wrap_pyfunction!(m::request_metrics, &module)?)?;
+            add(wrap_pyfunction!(m::process_metrics, &module)?)?;
+        }
         if std::env::var_os("WSGI_RS_TEST_HOOKS").is_some() {
             add(wrap_pyfunction!(super::guard::_rs_test_panic, &module)?)?;
         }
@@ -171,6 +185,14 @@ impl InterpObjects {
             load_script: module.getattr("load_script")?.unbind(),
             format_exception: module.getattr("format_exception")?.unbind(),
             base_environ: base.unbind(),
+            event_callbacks: module
+                .getattr("event_callbacks")?
+                .cast_into::<PyList>()?
+                .unbind(),
+            active_requests: module
+                .getattr("active_requests")?
+                .cast_into::<PyDict>()?
+                .unbind(),
             keys,
             other_keys: Mutex::new(HashMap::new()),
             scripts: Mutex::new(HashMap::new()),
@@ -237,6 +259,11 @@ impl InterpObjects {
         let old = locked(&self.scripts).insert(path.to_string(), Script { module, mtime });
         // Dropped after the lock is released: the decref may run Python code.
         drop(old);
+    }
+
+    /// Whether a callback subscribed to this interpreter's events.
+    pub fn subscribed(&self, py: Python<'_>) -> bool {
+        !self.event_callbacks.bind(py).is_empty()
     }
 
     /// The text of an exception with its traceback, for the error log.

@@ -259,14 +259,23 @@ fn install_streams(py: Python<'_>, objects: &InterpObjects) -> PyResult<()> {
 /// application's non-daemon threads (until `deadline`) and run its atexit
 /// callbacks, then end the sub-interpreters that nothing else uses. Never
 /// Py_Finalize: the main interpreter stays, the process is exiting. With
-/// WSGIDestroyInterpreter Off nothing runs, as with mod_wsgi.
-pub fn shutdown(deadline: Instant) {
+/// WSGIDestroyInterpreter Off only the `process_stopping` event is
+/// published (with `reason`, mod_wsgi's name for it), as with mod_wsgi.
+pub fn shutdown(deadline: Instant, reason: &str) {
     let destroy = SETUP.get().is_none_or(|s| s.settings.destroy_interpreter());
     Interp::process_exiting();
     let interps = Interp::all();
     for interp in interps.iter().rev() {
         let idle = interp.close(deadline);
-        if !destroy || !interp.ready() {
+        if !interp.ready() {
+            continue;
+        }
+        if idle {
+            interp.run_closed(|py| {
+                crate::wsgi::events::process_stopping(py, interp.objects(), reason)
+            });
+        }
+        if !destroy {
             continue;
         }
         if !idle {

@@ -3,11 +3,14 @@
 //! always call close(). Runs with the GIL held; every blocking step releases
 //! it.
 use super::environ;
+use super::events;
 use super::exchange::Exchange;
 use super::filewrapper;
-use super::head::RequestHead;
+use super::head::{Key, RequestHead};
 use super::output::SendError;
+use super::recording;
 use super::script;
+use super::slow;
 use super::start_response::send_blocks;
 use super::transport::{Ending, Level};
 use crate::python::interp::Interp;
@@ -16,7 +19,7 @@ use crate::python::objects::InterpObjects;
 use crate::python::text::type_name;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use std::sync::Arc;
 
 /// Lists and tuples up to this size are copied and ended without releasing
@@ -142,7 +145,7 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
         );
         return Err(NoResponse::NotFound);
     };
-    let call = || -> PyResult<Bound<'_, PyAny>> {
+    let prepare = || -> PyResult<_> {
         let capsule = ex.capsule(py)?;
         let input = objs.input_type.bind(py).call1((&capsule,))?;
         let errors = objs
@@ -158,9 +161,100 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
             .partial
             .bind(py)
             .call1((objs.start_response.bind(py), &capsule))?;
-        app.call1((environ, start_response))
+        Ok((environ, start_response))
     };
-    let result = match call() {
+    let (environ, start_response) = match prepare() {
+        Ok(prepared) => prepared,
+        Err(e) => return fail(py, ex, Failure::Error(e)),
+    };
+    let application_start = events::now();
+    recording::begin();
+    events::begin(py, ex, objs, &environ);
+    let app = events::request_started(
+        py,
+        ex,
+        objs,
+        &environ,
+        app,
+        &target.callable,
+        application_start,
+    );
+    let result = respond(py, ex, objs, &app, &environ, start_response);
+    events::end(
+        py,
+        ex,
+        objs,
+        &environ,
+        application_start,
+        result == Err(NoResponse::Error),
+    );
+    if recording::enabled() || slow::active() {
+        finished(
+            py,
+            ex,
+            head,
+            application_start,
+            result == Err(NoResponse::Error),
+        );
+    }
+    result
+}
+
+/// Adds the finished request to `start_recording_metrics()`'s figures and
+/// logs it if it was slow (WSGISlowRequests).
+fn finished(
+    py: Python<'_>,
+    ex: &Exchange,
+    head: &RequestHead,
+    application_start: f64,
+    failed: bool,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let micros = |key| {
+        head.get(key)
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let (status, (output_bytes, output_writes)) = {
+        let inner = ex.lock_py(py);
+        (inner.output.status_code(), inner.output.output_counts())
+    };
+    let f = recording::Finished {
+        request_start: micros(Key::RequestStart),
+        queue_start: 0,
+        daemon_start: 0,
+        application_start: (application_start * 1e6) as i64,
+        application_finish: recording::now_us(),
+        status: if failed { 500 } else { status.unwrap_or(500) },
+        input_bytes: ex.input_bytes.load(Relaxed),
+        input_reads: ex.input_reads.load(Relaxed),
+        input_read_us: ex.input_micros.load(Relaxed),
+        output_bytes,
+        output_writes,
+    };
+    recording::finish(&f);
+    let from = if f.request_start > 0 {
+        f.request_start
+    } else {
+        f.application_start
+    };
+    let elapsed = f.application_finish - from;
+    let application = f.application_finish - f.application_start;
+    if let Some(line) = slow::report(head, f.status, elapsed, application) {
+        ex.log_lines(py, Level::Warning, &[&line]);
+    }
+}
+
+/// Calls the application and sends its response.
+fn respond(
+    py: Python<'_>,
+    ex: &Arc<Exchange>,
+    objs: &InterpObjects,
+    app: &Bound<'_, PyAny>,
+    environ: &Bound<'_, PyDict>,
+    start_response: Bound<'_, PyAny>,
+) -> Result<(), NoResponse> {
+    let result = match app.call1((environ, start_response)) {
         Ok(result) => result,
         Err(e) => return fail(py, ex, Failure::Error(e)),
     };
@@ -175,16 +269,23 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
         (Ok(ended), Ok(())) => finish(py, ex, ended),
         // The whole body went out: complete the response, log the error.
         (Ok(ended), Err(e)) => {
-            log_exception(py, ex.interp, &target.script, &e, &[]);
+            app_exception(py, ex, &e);
             finish(py, ex, ended)
         }
         (Err(f), closed) => {
             if let Err(e) = closed {
-                log_exception(py, ex.interp, &target.script, &e, &[]);
+                app_exception(py, ex, &e);
             }
             fail(py, ex, f)
         }
     }
+}
+
+/// Logs an exception the application raised and publishes request_exception.
+fn app_exception(py: Python<'_>, ex: &Arc<Exchange>, e: &PyErr) {
+    let script = ex.lock_py(py).output.script().to_string();
+    log_exception(py, ex.interp, &script, e, &[]);
+    events::request_exception(py, ex, e);
 }
 
 /// Ends the response after the iterable was exhausted.
@@ -216,6 +317,7 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
         }
         Failure::Error(e) => {
             log_exception(py, ex.interp, &script, &e, &[]);
+            events::request_exception(py, ex, &e);
             // What the application produced before the error goes out first.
             let pending = ex.queue().scheduled;
             if pending {

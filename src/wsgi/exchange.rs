@@ -17,9 +17,10 @@ use super::transport::{Level, Transport};
 use super::writer::{self, OutQueue};
 use crate::python::interp::Interp;
 use pyo3::prelude::*;
-use pyo3::types::PyCapsule;
+use pyo3::types::{PyCapsule, PyDict};
 use std::ffi::CStr;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 
 const CAPSULE_NAME: &CStr = c"mod_wsgi_rs.exchange";
@@ -32,6 +33,21 @@ pub struct Exchange {
     /// order: `inner` before `queue`.
     queue: Mutex<OutQueue>,
     queue_cv: Condvar,
+    /// The request's id and `mod_wsgi.request_data()` dict while the
+    /// application runs (see `events`). No Python code runs while it is
+    /// locked.
+    request_py: Mutex<Option<RequestPy>>,
+    /// wsgi.input reads, bytes and microseconds spent in them (events).
+    pub input_reads: AtomicU64,
+    pub input_bytes: AtomicU64,
+    pub input_micros: AtomicU64,
+}
+
+/// The Python objects of a running request the events report.
+pub struct RequestPy {
+    /// `mod_wsgi.request_id` (None if Apache gave the request no log id).
+    pub id: Option<Py<PyAny>>,
+    pub data: Py<PyDict>,
 }
 
 pub struct Inner {
@@ -104,6 +120,10 @@ impl Exchange {
             }),
             queue: Mutex::new(OutQueue::default()),
             queue_cv: Condvar::new(),
+            request_py: Mutex::new(None),
+            input_reads: AtomicU64::new(0),
+            input_bytes: AtomicU64::new(0),
+            input_micros: AtomicU64::new(0),
         })
     }
 
@@ -206,6 +226,34 @@ impl Exchange {
                     .for_each(|l| crate::apache::log::server(level, l)),
             }
         })
+    }
+
+    /// Sets (Some) or takes back (None) the request's id and data dict.
+    /// Call with the GIL held: the objects taken back are released here.
+    pub fn set_request_py(&self, _py: Python<'_>, value: Option<RequestPy>) -> Option<RequestPy> {
+        let mut slot = self.request_py.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *slot, value)
+    }
+
+    /// The request's id and data dict, while the application runs.
+    pub fn request_py<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> Option<(Option<Bound<'py, PyAny>>, Bound<'py, PyDict>)> {
+        let slot = self.request_py.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|r| {
+            (
+                r.id.as_ref().map(|i| i.bind(py).clone()),
+                r.data.bind(py).clone(),
+            )
+        })
+    }
+
+    /// Counts one wsgi.input read of `bytes` that took `micros`.
+    pub fn count_input(&self, bytes: usize, micros: u64) {
+        self.input_reads.fetch_add(1, Ordering::Relaxed);
+        self.input_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.input_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     pub fn capsule<'py>(self: &Arc<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {

@@ -196,6 +196,14 @@ impl RequestHead {
         })
     }
 
+    /// The value a known variable ends with (the last set).
+    pub fn get(&self, key: Key) -> Option<&[u8]> {
+        self.vars.iter().rev().find_map(|v| match &v.name {
+            Name::Known(k) if *k == key => Some(&self.buf[v.value.clone()]),
+            _ => None,
+        })
+    }
+
     /// Removes every value of a variable set by its own name.
     pub fn remove_other(&mut self, name: &[u8]) {
         let buf = &self.buf;

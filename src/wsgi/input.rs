@@ -296,11 +296,14 @@ pub fn _rs_input_read<'py>(
         if size == 0 {
             return Ok(PyBytes::new(py, b""));
         }
+        let start = std::time::Instant::now();
         let bound = ex.lock_py(py).input.bound(size);
-        match bound {
+        let data = match bound {
             Some(cap) => read_sized(py, &ex, cap),
             None => buffered_op(py, &ex, move |i, t| i.read(t, size)),
-        }
+        }?;
+        count(&ex, &data, start);
+        Ok(data)
     })
 }
 
@@ -315,8 +318,17 @@ pub fn _rs_input_readline<'py>(
         if size == 0 {
             return Ok(PyBytes::new(py, b""));
         }
-        buffered_op(py, &ex, move |i, t| i.readline(t, size))
+        let start = std::time::Instant::now();
+        let data = buffered_op(py, &ex, move |i, t| i.readline(t, size))?;
+        count(&ex, &data, start);
+        Ok(data)
     })
+}
+
+/// Counts a read for the request_finished event.
+fn count(ex: &Exchange, data: &Bound<'_, PyBytes>, start: std::time::Instant) {
+    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    ex.count_input(data.as_bytes().len(), micros);
 }
 
 #[cfg(test)]

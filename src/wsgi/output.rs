@@ -35,6 +35,8 @@ pub struct OutputState {
     headers_sent: bool,
     /// Body bytes handed to the transport (after the Content-Length cut).
     sent: u64,
+    /// Non-empty blocks handed to the transport (events' output_writes).
+    writes: u64,
     ended: bool,
 }
 
@@ -52,6 +54,16 @@ impl OutputState {
 
     pub fn headers_sent(&self) -> bool {
         self.headers_sent
+    }
+
+    /// The status code start_response() gave, if it was called.
+    pub fn status_code(&self) -> Option<u16> {
+        self.head.as_ref().map(|h| h.code)
+    }
+
+    /// Body bytes and non-empty blocks handed to the transport.
+    pub fn output_counts(&self) -> (u64, u64) {
+        (self.sent, self.writes)
     }
 
     /// Records what start_response() was called with.
@@ -115,6 +127,7 @@ impl OutputState {
         }
         self.send_headers(t);
         self.sent += cut.iter().map(|c| c.len() as u64).sum::<u64>();
+        self.writes += 1;
         t.send(&cut)?;
         Ok(())
     }
@@ -131,6 +144,7 @@ impl OutputState {
         if !cut.is_empty() {
             self.send_headers(t);
             self.sent += cut.iter().map(|c| c.len() as u64).sum::<u64>();
+            self.writes += 1;
         }
         Ok(cut)
     }
@@ -146,6 +160,7 @@ impl OutputState {
         let cut = self.cut(chunks);
         self.send_headers(t);
         self.sent += cut.iter().map(|c| c.len() as u64).sum::<u64>();
+        self.writes += u64::from(!cut.is_empty());
         let res = t.end(&cut, how);
         self.finish(t);
         Ok(res?)
@@ -163,6 +178,7 @@ impl OutputState {
         let len = len.min(self.remaining());
         self.send_headers(t);
         self.sent += len;
+        self.writes += 1;
         let res = t.send_file(file, offset, len);
         self.finish(t);
         Ok(res?)

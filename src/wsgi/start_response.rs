@@ -176,6 +176,7 @@ fn start_response<'py>(
             ))
         }
     }
+    super::events::response_started(py, &ex, status, headers, exc_info);
     let objs = ex.interp.objects();
     objs.partial.bind(py).call1((objs.write.bind(py), ctx))
 }
