@@ -17,6 +17,10 @@ extern int wsgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 extern void wsgi_rs_child_init(apr_pool_t *pchild, server_rec *s);
 extern int wsgi_rs_translate_name(request_rec *r);
 extern int wsgi_rs_handler(request_rec *r);
+extern int wsgi_rs_access_checker(request_rec *r);
+extern authn_status wsgi_rs_check_password(request_rec *r, const char *user, const char *password);
+extern authn_status wsgi_rs_get_realm_hash(request_rec *r, const char *user, const char *realm, char **rethash);
+extern authz_status wsgi_rs_check_authorization(request_rec *r, const char *require_args, const void *parsed);
 
 /* Every directive takes its raw argument string; Rust tokenises and validates it. */
 #define WSGI_DIRECTIVE(name, where, help) \
@@ -77,17 +81,22 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGIErrorOverride", OR_FILEINFO, "On: Apache's error documents replace a daemon application's 4xx/5xx bodies."),
     WSGI_DIRECTIVE("WSGIIgnoreActivity", OR_FILEINFO, "On: these requests do not count as activity for inactivity-timeout."),
     WSGI_DIRECTIVE("WSGITrustedProxyHeaders", OR_FILEINFO, "Proxy headers (X-Forwarded-For, X-Forwarded-Proto...) applied to the environ."),
+    WSGI_DIRECTIVE("WSGIHandlerScript", ACCESS_CONF | RSRC_CONF, "Handler name, script file (its handle_request is called) and options."),
+    WSGI_DIRECTIVE("WSGIDispatchScript", ACCESS_CONF | RSRC_CONF, "Script choosing process group, application group and callable per request."),
+    WSGI_DIRECTIVE("WSGIPassApacheRequest", ACCESS_CONF | RSRC_CONF, "On: embedded applications get apache.request_rec (a PyCapsule)."),
     WSGI_DIRECTIVE("WSGITrustedProxies", OR_FILEINFO, "Addresses/subnets of the proxies whose headers are trusted (default: any)."),
 
-    /* mod_wsgi directives not implemented yet: known, so that Apache stops with
-     * a clear reason instead of "Invalid command". */
-    WSGI_DIRECTIVE("WSGIAccessScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIAuthUserScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIAuthGroupScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIAuthGroupAuthoritative", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
-    WSGI_DIRECTIVE("WSGIHandlerScript", RSRC_CONF | ACCESS_CONF | OR_ALL, "Not supported by this version."),
+    WSGI_DIRECTIVE("WSGIAccessScript", OR_AUTHCFG, "Script whose allow_access(environ, host) allows or denies a client."),
+    WSGI_DIRECTIVE("WSGIAuthUserScript", OR_AUTHCFG, "Script of the 'wsgi' authn provider: check_password(), get_realm_hash()."),
+    WSGI_DIRECTIVE("WSGIAuthGroupScript", OR_AUTHCFG, "Script of 'Require wsgi-group': groups_for_user(environ, user)."),
+    WSGI_DIRECTIVE("WSGIGroupAuthoritative", OR_AUTHCFG, "Accepted for compatibility; has no effect in Apache 2.4."),
+    WSGI_DIRECTIVE("WSGIAuthGroupAuthoritative", OR_AUTHCFG, "Alias of WSGIGroupAuthoritative."),
     { NULL }
 };
+
+/* The auth providers: AuthBasicProvider/AuthDigestProvider wsgi, Require wsgi-group. */
+static const authn_provider wsgi_rs_authn_provider = { wsgi_rs_check_password, wsgi_rs_get_realm_hash };
+static const authz_provider wsgi_rs_authz_provider = { wsgi_rs_check_authorization, NULL };
 
 static void wsgi_rs_register_hooks(apr_pool_t *p)
 {
@@ -95,11 +104,19 @@ static void wsgi_rs_register_hooks(apr_pool_t *p)
     static const char *const after[] = { "mod_alias.c", NULL };
     static const char *const before[] = { "mod_userdir.c", "mod_vhost_alias.c", NULL };
 
-    (void)p;
+    /* Like mod_wsgi: the access script runs after mod_ssl's, before mod_authz_host's. */
+    static const char *const access_after[] = { "mod_ssl.c", NULL };
+    static const char *const access_before[] = { "mod_authz_host.c", NULL };
+
     ap_hook_post_config(wsgi_rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(wsgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(wsgi_rs_translate_name, after, before, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Registered per URI (not AP_AUTH_INTERNAL_PER_CONF), as mod_wsgi does:
+     * the scripts see the URI, so subrequests must run them again. */
+    ap_hook_access_checker(wsgi_rs_access_checker, access_after, access_before, APR_HOOK_MIDDLE);
+    ap_register_provider(p, AUTHN_PROVIDER_GROUP, "wsgi", AUTHN_PROVIDER_VERSION, &wsgi_rs_authn_provider);
+    ap_register_provider(p, AUTHZ_PROVIDER_GROUP, "wsgi-group", AUTHZ_PROVIDER_VERSION, &wsgi_rs_authz_provider);
 }
 
 __attribute__((visibility("default")))
@@ -183,4 +200,17 @@ int wsgi_rs_content_filter_present(request_rec *r)
 {
     return r->output_filters && r->output_filters->frec &&
            r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
+}
+
+/* mod_ssl's optional functions (absent without mod_ssl: not HTTPS, no variable). */
+int wsgi_rs_ssl_is_https(conn_rec *c)
+{
+    APR_OPTIONAL_FN_TYPE(ssl_is_https) *f = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
+    return f ? f(c) : 0;
+}
+
+char *wsgi_rs_ssl_var_lookup(request_rec *r, char *name)
+{
+    APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *f = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
+    return f ? f(r->pool, r->server, r->connection, r, name) : NULL;
 }

@@ -19,6 +19,9 @@
 #include "apr_tables.h"
 #include "ap_listen.h"
 #include "unixd.h"
+#include "ap_provider.h"
+#include "mod_auth.h"
+#include "mod_ssl.h"
 
 /* Macro wrappers: bindgen cannot call these macros, so each is one C line. */
 void *wsgi_rs_server_config(server_rec *s);
@@ -32,5 +35,7 @@ int wsgi_rs_content_filter_present(request_rec *r);
 int wsgi_rs_brigade_ends_with_eos(apr_bucket_brigade *bb);
 apr_bucket *wsgi_rs_brigade_next(apr_bucket_brigade *bb, apr_bucket *b);
 apr_status_t wsgi_rs_bucket_read(apr_bucket *b, const char **str, apr_size_t *len);
+int wsgi_rs_ssl_is_https(conn_rec *c);
+char *wsgi_rs_ssl_var_lookup(request_rec *r, char *name);
 
 #endif

@@ -6,6 +6,7 @@
 //! a bug in Rust becomes a logged 500 instead of a crashed child.
 
 mod apache;
+mod auth;
 mod config;
 mod daemon;
 mod embedded;
@@ -217,5 +218,61 @@ pub unsafe extern "C" fn wsgi_rs_handler(r: *mut sys::request_rec) -> i32 {
     // SAFETY: Apache passes a live request.
     guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR, || unsafe {
         embedded::handler::handle(r)
+    })
+}
+
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_access_checker(r: *mut sys::request_rec) -> i32 {
+    // SAFETY: Apache passes a live request.
+    guard("access_checker", sys::HTTP_FORBIDDEN, || unsafe {
+        auth::access::check(r)
+    })
+}
+
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_check_password(
+    r: *mut sys::request_rec,
+    user: *const c_char,
+    password: *const c_char,
+) -> sys::authn_status {
+    let error = sys::authn_status_AUTH_GENERAL_ERROR;
+    // SAFETY: Apache passes a live request and NUL-terminated strings.
+    guard("check_password", error, || unsafe {
+        auth::authn::check_password(r, user, password)
+    })
+}
+
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_get_realm_hash(
+    r: *mut sys::request_rec,
+    user: *const c_char,
+    realm: *const c_char,
+    rethash: *mut *mut c_char,
+) -> sys::authn_status {
+    let error = sys::authn_status_AUTH_GENERAL_ERROR;
+    // SAFETY: Apache passes a live request, NUL-terminated strings and the hash's slot.
+    guard("get_realm_hash", error, || unsafe {
+        auth::authn::get_realm_hash(r, user, realm, rethash)
+    })
+}
+
+/// # Safety
+/// Called only by Apache, through the shim, with the live records its hook passes.
+#[no_mangle]
+pub unsafe extern "C" fn wsgi_rs_check_authorization(
+    r: *mut sys::request_rec,
+    require_args: *const c_char,
+    _parsed: *const c_void,
+) -> sys::authz_status {
+    let error = sys::authz_status_AUTHZ_GENERAL_ERROR;
+    // SAFETY: Apache passes a live request and the Require line's arguments.
+    guard("check_authorization", error, || unsafe {
+        auth::authz::check(r, require_args)
     })
 }

@@ -54,3 +54,25 @@ def test_graceful_restart_keeps_serving(start_apache, mpm):
     assert took < 5
     log = a.error_log()
     assert 'Segmentation fault' not in log and 'exit signal' not in log
+
+
+@pytest.mark.parametrize('mpm', MPMS + ['worker'])
+def test_stop_after_worker_threads_used_sub_interpreters(start_apache, mpm):
+    """With a daemon group configured, Python starts in a child's worker
+    thread on its first embedded request; at stop those threads exit first
+    and the child's main thread then ends the interpreters they used.
+    CPython < 3.12 aborts if an interpreter's thread states were all deleted
+    before that ("init_threadstate: thread state already initialized")."""
+    import concurrent.futures
+    a = start_apache('WSGIDaemonProcess idle threads=1\n'
+                     'WSGIScriptAlias /one @APPS@/hello.wsgi application-group=one\n'
+                     'WSGIScriptAlias /two @APPS@/hello.wsgi application-group=two\n'
+                     'WSGIScriptAlias /main @APPS@/hello.wsgi application-group=%{GLOBAL}\n',
+                     mpm=mpm, name='stopsub')
+    paths = ['/one', '/two', '/main']
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda i: a.get(paths[i % 3]).status, range(120))) == {200}
+    time.sleep(1)  # see test_stop_is_prompt_and_runs_atexit
+    assert a.stop() < 5
+    log = a.error_log()
+    assert 'Fatal Python error' not in log and 'exit signal' not in log, log[-3000:]

@@ -139,6 +139,7 @@ fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), St
             "header names",
             ProxyHeader::parse,
         )?,
+        n if super::AuthScripts::handles(n) => dir.auth.apply(n, w)?,
         "WSGITrustedProxies" => append(
             &mut dir.trusted_proxies,
             name,
@@ -146,6 +147,9 @@ fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), St
             "addresses or subnets",
             Subnet::parse,
         )?,
+        "WSGIHandlerScript" | "WSGIDispatchScript" | "WSGIPassApacheRequest" => {
+            dir.scripts.apply(name, w)?
+        }
         other => return Err(not_yet(other)),
     }
     Ok(())
@@ -416,16 +420,7 @@ unsafe fn script_alias(
 
 /// Why a mod_wsgi directive that this version does not implement stops Apache.
 fn not_yet(name: &str) -> String {
-    let what = match name {
-        "WSGIAccessScript"
-        | "WSGIAuthUserScript"
-        | "WSGIAuthGroupScript"
-        | "WSGIAuthGroupAuthoritative" => {
-            "authentication/authorization scripts are not implemented yet"
-        }
-        _ => "this directive is not implemented yet",
-    };
-    format!("{name} is not supported by this version of mod_wsgi_rs: {what}.")
+    format!("{name} is not supported by this version of mod_wsgi_rs: this directive is not implemented yet.")
 }
 
 #[cfg(test)]

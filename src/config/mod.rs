@@ -2,16 +2,19 @@
 //! (callable, groups, flags) records, created and merged for Apache.
 
 pub(crate) mod alias;
+pub(crate) mod auth_scripts;
 pub(crate) mod daemon;
 pub(crate) mod directives;
 pub(crate) mod expand;
 pub(crate) mod group;
+pub(crate) mod handler_script;
 pub(crate) mod interp_options;
 pub(crate) mod python;
 pub(crate) mod python_directives;
 pub(crate) mod trusted_proxies;
 
 pub use alias::{AliasOptions, ScriptAlias};
+pub use auth_scripts::{AuthScript, AuthScripts};
 pub use group::{GroupFacts, GroupSpec};
 pub use interp_options::InterpOptions;
 pub use python::PythonSettings;
@@ -58,6 +61,10 @@ pub struct DirConfig {
     pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
     /// WSGITrustedProxies (None: any peer is trusted).
     pub trusted_proxies: Option<Vec<Subnet>>,
+    /// WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript...
+    pub auth: AuthScripts,
+    /// WSGIHandlerScript, WSGIDispatchScript, WSGIPassApacheRequest.
+    pub scripts: handler_script::ScriptSettings,
 }
 
 impl DirConfig {
@@ -95,6 +102,8 @@ impl DirConfig {
                 .trusted_proxies
                 .clone()
                 .or_else(|| base.trusted_proxies.clone()),
+            auth: AuthScripts::merge(&base.auth, &add.auth),
+            scripts: handler_script::ScriptSettings::merge(&base.scripts, &add.scripts),
         }
     }
 

@@ -789,6 +789,20 @@ fn read_head(state: &State, reader: &mut FrameReader) -> Option<(RequestHead, us
     .ok()
 }
 
+/// Stops this process because `script` must be reloaded (logged once).
+fn restart_for_script(state: &State, script: &str) -> Refusal {
+    if !state.script_changed.swap(true, Ordering::SeqCst) {
+        info(&format!(
+            "mod_wsgi_rs: Forcing restart of daemon process '{}' (pid={}) due to modification of script '{}'.",
+            state.group.def.name,
+            std::process::id(),
+            script
+        ));
+    }
+    state.set_mode(STOP);
+    Refusal::Restarting
+}
+
 /// Why this process does not run the request: its script changed (the
 /// process restarts, as mod_wsgi's does, and the child sends the request
 /// again), or it waited in the queue past queue-timeout.
@@ -798,16 +812,7 @@ fn turn_away(state: &State, head: &RequestHead, arrived: Option<&[u8]>) -> Optio
         .filter(|i| i.ready())
         .and_then(|i| i.objects().script_mtime(&target.script));
     if target.script_reloading && loaded.is_some_and(|m| m != target.mtime) {
-        if !state.script_changed.swap(true, Ordering::SeqCst) {
-            info(&format!(
-                "mod_wsgi_rs: Forcing restart of daemon process '{}' (pid={}) due to modification of script '{}'.",
-                state.group.def.name,
-                std::process::id(),
-                target.script
-            ));
-        }
-        state.set_mode(STOP);
-        return Some(Refusal::Restarting);
+        return Some(restart_for_script(state, &target.script));
     }
     let limit = state.group.def.queue_timeout?;
     let arrived = arrived
@@ -856,6 +861,13 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
             return activity;
         }
     };
+    // A handler script's reload_required() said yes: restart, as for a
+    // changed script.
+    let reload = interp.run(|py| crate::wsgi::script::reload_required(py, interp, &head.target));
+    if reload == Some(true) {
+        transport.no_response(restart_for_script(state, &head.target.script));
+        return activity;
+    }
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     state.serving[n].store(interp.id() + 1, Ordering::SeqCst);
     let served = ex.lend(&mut transport, || {

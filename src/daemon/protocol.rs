@@ -321,6 +321,8 @@ pub fn encode_head(h: &RequestHead, out: &mut Vec<u8>) {
     put_bytes(out, t.callable.as_bytes());
     out.push(t.script_reloading as u8);
     put_bytes(out, t.application_group.as_bytes());
+    out.push(t.resource.is_some() as u8);
+    put_bytes(out, t.resource.as_deref().unwrap_or("").as_bytes());
     put_opt_u64(out, h.body_length);
 }
 
@@ -353,6 +355,10 @@ pub fn decode_head(payload: &[u8]) -> io::Result<RequestHead> {
         callable: c.string()?,
         script_reloading: c.u8()? != 0,
         application_group: c.string()?,
+        resource: match (c.u8()?, c.string()?) {
+            (0, _) => None,
+            (_, r) => Some(r),
+        },
     };
     h.body_length = c.opt_u64()?;
     Ok(h)
@@ -399,6 +405,7 @@ mod tests {
             callable: "application".into(),
             script_reloading: true,
             application_group: "localhost:8080|/app".into(),
+            resource: Some("/srv/app/page.txt".into()),
         });
         h.set_other(b"HTTP_X_FOO", b"setenv");
         h.set_header(b"X-Foo", b"h\xe9");
@@ -412,6 +419,7 @@ mod tests {
         assert_eq!(d.target.script, "/srv/app/wsgi.py");
         assert_eq!(d.target.mtime, 1234567);
         assert!(d.target.script_reloading);
+        assert_eq!(d.target.resource.as_deref(), Some("/srv/app/page.txt"));
         assert_eq!(d.target.application_group, "localhost:8080|/app");
         assert_eq!(d.body_length, Some(42));
         for cut in 0..wire.len() {

@@ -180,7 +180,7 @@ pub fn preload(s: *mut sys::server_rec, process_group: &str) {
 }
 
 /// A file's modification time in microseconds (0 if it cannot be read).
-fn mtime_of(path: &str) -> i64 {
+pub(crate) fn mtime_of(path: &str) -> i64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()

@@ -2,22 +2,24 @@
 //! `wsgi-script` content handler, which runs the WSGI core over an
 //! `ApacheTransport`.
 use super::request::{self, Decided};
+use super::routing;
 use super::transport::ApacheTransport;
 use crate::apache::{self, log, sys, table};
 use crate::config::{DirConfig, GroupFacts, GroupSpec, MapHead, ServerConfig};
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
 use crate::wsgi::head::Target;
+use crate::wsgi::script;
 use std::ffi::CStr;
 
 const HANDLER: &CStr = c"wsgi-script";
 const NOTE_ALIASED: &CStr = c"alias-forced-type";
-const NOTE_CALLABLE: &CStr = c"mod_wsgi.callable_object";
-const NOTE_PASS_AUTH: &CStr = c"mod_wsgi.pass_authorization";
-const NOTE_PROCESS_GROUP: &CStr = c"mod_wsgi.process_group";
-const NOTE_APPLICATION_GROUP: &CStr = c"mod_wsgi.application_group";
+pub(super) const NOTE_CALLABLE: &CStr = c"mod_wsgi.callable_object";
+pub(super) const NOTE_PASS_AUTH: &CStr = c"mod_wsgi.pass_authorization";
+pub(super) const NOTE_PROCESS_GROUP: &CStr = c"mod_wsgi.process_group";
+pub(super) const NOTE_APPLICATION_GROUP: &CStr = c"mod_wsgi.application_group";
 
-unsafe fn set_note(r: *mut sys::request_rec, key: &CStr, value: &str) {
+pub(super) unsafe fn set_note(r: *mut sys::request_rec, key: &CStr, value: &str) {
     // SAFETY: r is live; APR copies both strings.
     unsafe {
         table::add(
@@ -79,8 +81,10 @@ pub unsafe fn translate(r: *mut sys::request_rec) -> i32 {
 }
 
 /// Refuses what must not reach the script: no ExecCGI, no file, a
-/// directory, refused PATH_INFO. Err is the handler's status.
-unsafe fn check_target(r: *mut sys::request_rec, filename: &str) -> Result<(), i32> {
+/// directory, refused PATH_INFO. For a WSGIHandlerScript (`handler`) only
+/// the PATH_INFO check applies, as in mod_wsgi: the resource need not
+/// exist. Err is the handler's status.
+unsafe fn check_target(r: *mut sys::request_rec, filename: &str, handler: bool) -> Result<(), i32> {
     let refuse = |level, msg: String, status| {
         // SAFETY: r is live.
         unsafe { log::rerror(r, level, &msg) };
@@ -89,7 +93,7 @@ unsafe fn check_target(r: *mut sys::request_rec, filename: &str) -> Result<(), i
     // SAFETY: r and its notes, finfo and path_info are live.
     unsafe {
         let aliased = table::get((*r).notes, NOTE_ALIASED) == Some(b"wsgi-script");
-        if !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI) == 0 {
+        if !handler && !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI) == 0 {
             return refuse(
                 log::ERR,
                 format!("Options ExecCGI is off in this directory: {filename}"),
@@ -97,6 +101,7 @@ unsafe fn check_target(r: *mut sys::request_rec, filename: &str) -> Result<(), i
             );
         }
         match (*r).finfo.filetype {
+            _ if handler => {}
             t if t == sys::apr_filetype_e_APR_NOFILE => {
                 let msg = format!("Target WSGI script not found or unable to stat: {filename}");
                 return refuse(log::ERR, msg, sys::HTTP_NOT_FOUND);
@@ -139,7 +144,12 @@ unsafe fn setup_body(r: *mut sys::request_rec, dir: &DirConfig, filename: &str) 
 }
 
 /// What the handler decided from the configuration and the URL.
-unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) -> Decided {
+pub(super) unsafe fn decide(
+    r: *mut sys::request_rec,
+    dir: &DirConfig,
+    script: &str,
+    resource: Option<&str>,
+) -> Decided {
     // SAFETY: r and its notes, uri and path_info are live.
     unsafe {
         let callable =
@@ -159,8 +169,13 @@ unsafe fn decide(r: *mut sys::request_rec, dir: &DirConfig, filename: String) ->
         let application_group = application_group(r, dir, &script_name);
         Decided {
             target: Target {
-                script: filename,
-                mtime: (*r).finfo.mtime,
+                script: script.to_string(),
+                // A handler script is not r->filename: stat it.
+                mtime: match resource {
+                    Some(_) => crate::embedded::child::mtime_of(script),
+                    None => (*r).finfo.mtime,
+                },
+                resource: resource.map(str::to_string),
                 callable: request::expand_env(r, &callable),
                 script_reloading: dir.script_reloading(),
                 application_group,
@@ -222,7 +237,22 @@ unsafe fn application_group(
             NOTE_APPLICATION_GROUP.as_ptr(),
         ))
         .and_then(|g| GroupSpec::parse(&g).ok());
-        let spec = noted.as_ref().unwrap_or(dir.application_group());
+        expand_group(
+            r,
+            noted.as_ref().unwrap_or(dir.application_group()),
+            script_name,
+        )
+    }
+}
+
+/// An application group as configured, expanded for this request.
+pub(super) unsafe fn expand_group(
+    r: *mut sys::request_rec,
+    spec: &GroupSpec,
+    script_name: &[u8],
+) -> String {
+    // SAFETY: r and its server are live (caller).
+    unsafe {
         if let GroupSpec::Global | GroupSpec::Literal(_) = spec {
             return spec.expand_static();
         }
@@ -267,6 +297,7 @@ unsafe fn delegate(
     r: *mut sys::request_rec,
     dir: &DirConfig,
     filename: String,
+    resource: Option<&str>,
     group: &str,
 ) -> i32 {
     let daemons = crate::daemon::supervisor::current();
@@ -306,36 +337,55 @@ unsafe fn delegate(
     }
     // SAFETY: r is live for this call.
     unsafe {
-        let head = request::head(r, decide(r, dir, filename));
+        let head = request::head(r, decide(r, dir, &filename, resource));
         crate::daemon::proxy::handle(r, &d, &g, &head, dir.error_override())
     }
 }
 
-/// The content handler for `wsgi-script` (and `application/x-httpd-wsgi`).
+/// The content handler for `wsgi-script` (and `application/x-httpd-wsgi`)
+/// and for the names WSGIHandlerScript registers.
 ///
 /// # Safety
 /// Called by Apache with a live request.
 pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     // SAFETY: r is live while Apache runs this handler.
     let handler = unsafe { apache::cbytes((*r).handler) }.unwrap_or(b"");
-    if handler != b"wsgi-script" && handler != b"application/x-httpd-wsgi" {
-        return sys::DECLINED;
-    }
-    // SAFETY: as above.
-    let filename = unsafe { apache::cstring_lossy((*r).filename) }.unwrap_or_default();
     // SAFETY: our per-directory record, immutable once merged.
     let dir = unsafe { &*(sys::wsgi_rs_dir_config(r) as *const DirConfig) };
+    let handler_script = match routing::handler_script(handler, dir) {
+        Ok(h) => h,
+        Err(status) => return status,
+    };
+    // SAFETY: as above.
+    let filename = unsafe { apache::cstring_lossy((*r).filename) }.unwrap_or_default();
     // SAFETY: r is live.
-    let checked =
-        unsafe { check_target(r, &filename).and_then(|()| setup_body(r, dir, &filename)) };
+    let checked = unsafe {
+        check_target(r, &filename, handler_script.is_some())
+            .and_then(|()| setup_body(r, dir, &filename))
+    };
     if let Err(status) = checked {
         return status;
+    }
+    // A handler script runs for the resource r->filename names.
+    let (script, resource) = match handler_script {
+        Some(h) => {
+            // SAFETY: r is live.
+            unsafe { routing::note_handler_script(r, h) };
+            (h.path.clone(), Some(filename.as_str()))
+        }
+        None => (filename.clone(), None),
+    };
+    if let Some(d) = &dir.scripts.dispatch {
+        // SAFETY: r is live.
+        if let Err(status) = unsafe { routing::dispatch(r, dir, d, &script, resource) } {
+            return status;
+        }
     }
     // SAFETY: r is live.
     let group = unsafe { process_group(r, dir) };
     if !group.is_empty() {
         // SAFETY: r is live.
-        return unsafe { delegate(r, dir, filename, &group) };
+        return unsafe { delegate(r, dir, script, resource, &group) };
     }
     if crate::daemon::supervisor::current().is_some_and(|d| d.restrict_embedded) {
         // SAFETY: r is live.
@@ -343,18 +393,22 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
             log::rerror(
                 r,
                 log::ERR,
-                &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {filename}"),
+                &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"),
             )
         };
         return sys::HTTP_INTERNAL_SERVER_ERROR;
     }
     // SAFETY: r is live; the transport is used only during this call.
-    let (head, mut transport) = unsafe {
+    let (mut head, mut transport) = unsafe {
         (
-            request::head(r, decide(r, dir, filename)),
+            request::head(r, decide(r, dir, &script, resource)),
             ApacheTransport::new(r),
         )
     };
+    // WSGIPassApacheRequest: valid for this call only (see wsgi::request_rec).
+    if dir.scripts.pass_apache_request() {
+        head.request_rec = r as usize;
+    }
     let interp = match crate::embedded::child::embedded_interp(&head.target.application_group) {
         Ok(i) => i,
         Err(why) => {
@@ -366,7 +420,14 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     };
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     let served = ex.lend(&mut transport, || {
-        interp.run(|py| app::serve(py, &ex, &head))
+        interp.run(|py| {
+            // A handler script's reload_required(): embedded, only the
+            // module is executed again.
+            if script::reload_required(py, interp, &head.target) {
+                script::forget(py, interp.objects(), &head.target.script);
+            }
+            app::serve(py, &ex, &head)
+        })
     });
     match served {
         Some(Ok(())) => {

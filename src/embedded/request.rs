@@ -214,7 +214,12 @@ unsafe fn cgi_variables(
             text(sys::ap_context_document_root(r)),
             Text::Path,
         );
-        h.set_as(Key::ScriptFilename, d.target.script.as_bytes(), Text::Path);
+        // A handler script's SCRIPT_FILENAME is the resource, as mod_wsgi's.
+        let filename = d.target.resource.as_deref().unwrap_or(&d.target.script);
+        h.set_as(Key::ScriptFilename, filename.as_bytes(), Text::Path);
+        if d.target.resource.is_some() {
+            h.set_as(Key::HandlerScript, d.target.script.as_bytes(), Text::Path);
+        }
         if !(*r).prev.is_null() {
             let prev = (*r).prev;
             h.set(Key::RedirectUrl, text((*prev).uri));

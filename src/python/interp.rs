@@ -377,18 +377,32 @@ impl Interp {
         if EXITING.load(Ordering::SeqCst) || !self.enter_guard() {
             return;
         }
-        self.tstates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|&t| t != ts as usize);
         // SAFETY: `ts` belongs to the exiting thread and is not current
         // anywhere; attaching it to clear it, then deleting it as the current
-        // state, is the documented order. `enter_guard` keeps shutdown from
-        // ending the interpreter meanwhile.
+        // state, is the documented order. The thread list is read with the
+        // GIL held. `enter_guard` keeps shutdown from ending the interpreter
+        // meanwhile.
         unsafe {
             ffi::PyEval_RestoreThread(ts);
-            ffi::PyThreadState_Clear(ts);
-            ffi::PyThreadState_DeleteCurrent();
+            // An interpreter's last state is kept (recorded in `tstates`,
+            // deleted by `end`): CPython before 3.12 gives the next state of
+            // an interpreter without any its preallocated first state again,
+            // and aborts ("init_threadstate: thread state already
+            // initialized") if that one was used before, as when the
+            // threads that served an interpreter exit and the child's main
+            // thread then enters it to shut it down.
+            let last = ffi::PyInterpreterState_ThreadHead(self.state) == ts
+                && ffi::PyThreadState_Next(ts).is_null();
+            if last {
+                ffi::PyEval_SaveThread();
+            } else {
+                self.tstates
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|&t| t != ts as usize);
+                ffi::PyThreadState_Clear(ts);
+                ffi::PyThreadState_DeleteCurrent();
+            }
         }
         self.active.fetch_sub(1, Ordering::SeqCst);
     }

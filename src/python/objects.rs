@@ -247,6 +247,13 @@ impl InterpObjects {
         locked(&self.scripts).get(path).map(|s| s.mtime)
     }
 
+    /// Forgets a loaded script module (it is executed again on next use).
+    pub fn forget_script(&self, path: &str) {
+        let old = locked(&self.scripts).remove(path);
+        // Dropped after the lock is released: the decref may run Python code.
+        drop(old);
+    }
+
     /// Remembers a loaded script module.
     pub fn cache_script(&self, path: &str, module: Py<PyAny>, mtime: i64) {
         let old = locked(&self.scripts).insert(path.to_string(), Script { module, mtime });

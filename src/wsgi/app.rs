@@ -153,6 +153,10 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
             .bind(py)
             .call1((&capsule, 0u8, "<wsgi.errors>"))?;
         let environ = environ::build(py, objs, head, input, errors)?;
+        if head.request_rec != 0 {
+            let cap = super::request_rec::capsule(py, head.request_rec)?;
+            environ.set_item(super::request_rec::KEY, cap)?;
+        }
         let start_response = objs
             .partial
             .bind(py)

@@ -30,13 +30,12 @@ fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Builds the environ (the GIL is held; nothing here blocks).
-pub fn build<'py>(
+/// The interpreter's base dict with the head's variables (the environ
+/// without what a running request adds; also a dispatch script's environ).
+pub fn variables<'py>(
     py: Python<'py>,
     objs: &InterpObjects,
     head: &RequestHead,
-    input: Bound<'py, PyAny>,
-    errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = objs.base_environ.bind(py).copy()?;
     for (name, value, text) in head.vars() {
@@ -49,6 +48,18 @@ pub fn build<'py>(
             VarName::Other(n) => env.set_item(objs.other_key(py, n)?, value)?,
         }
     }
+    Ok(env)
+}
+
+/// Builds the environ (the GIL is held; nothing here blocks).
+pub fn build<'py>(
+    py: Python<'py>,
+    objs: &InterpObjects,
+    head: &RequestHead,
+    input: Bound<'py, PyAny>,
+    errors: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = variables(py, objs, head)?;
     let int_str = |n: i64| -> PyResult<Bound<'py, PyString>> {
         str_from_latin1(py, itoa::Buffer::new().format(n).as_bytes())
     };

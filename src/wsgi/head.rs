@@ -66,6 +66,7 @@ known_keys! {
     ThreadRequests = "mod_wsgi.thread_requests",
     TotalRequests = "mod_wsgi.total_requests",
     MountPoint = "mod_wsgi.mount_point",
+    HandlerScript = "mod_wsgi.handler_script",
 }
 
 /// How a value becomes a Python str.
@@ -108,6 +109,9 @@ pub struct Target {
     pub script_reloading: bool,
     /// The application group (interpreter), expanded: "" is %{GLOBAL}.
     pub application_group: String,
+    /// For a WSGIHandlerScript (`script`): the requested resource
+    /// (r->filename), SCRIPT_FILENAME and reload_required()'s argument.
+    pub resource: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -117,6 +121,9 @@ pub struct RequestHead {
     pub target: Target,
     /// The request body's length when it is known in advance.
     pub body_length: Option<u64>,
+    /// WSGIPassApacheRequest, embedded mode: the request_rec's address for
+    /// apache.request_rec. Never sent to a daemon (see wsgi::request_rec).
+    pub request_rec: usize,
 }
 
 impl RequestHead {
@@ -126,6 +133,7 @@ impl RequestHead {
             vars: Vec::with_capacity(48),
             target,
             body_length: None,
+            request_rec: 0,
         }
     }
 

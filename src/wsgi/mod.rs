@@ -20,6 +20,7 @@ pub(crate) mod metrics_api;
 pub(crate) mod output;
 pub(crate) mod proxy_headers;
 pub(crate) mod recording;
+pub(crate) mod request_rec;
 pub(crate) mod script;
 pub(crate) mod slow;
 pub(crate) mod start_response;

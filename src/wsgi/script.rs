@@ -1,6 +1,9 @@
 //! WSGI script files: executed once as `_mod_wsgi_<md5(path)>` modules and
 //! re-executed when the file changes (WSGIScriptReloading On).
+use super::head::Target;
+use crate::python::interp::Interp;
 use crate::python::objects::InterpObjects;
+use crate::python::text::str_from_fs;
 use pyo3::prelude::*;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +62,42 @@ pub fn module<'py>(
         .call1((module_name(path), path, mtime, reload))?;
     objs.cache_script(path, m.clone().unbind(), mtime);
     Ok(m)
+}
+
+/// A WSGIHandlerScript's optional `reload_required(resource)`, asked as
+/// mod_wsgi asks it: with reloading on, of a loaded, unchanged handler
+/// script. True: the script must be reloaded (daemon mode: the process
+/// restarts). An exception is logged and means no reload (mod_wsgi 6: a
+/// failing hook must not restart a daemon on every request).
+pub fn reload_required(py: Python<'_>, interp: &Interp, target: &Target) -> bool {
+    let Some(resource) = target.resource.as_deref() else {
+        return false;
+    };
+    let objs = interp.objects();
+    let cached = target
+        .script_reloading
+        .then(|| objs.cached_script(py, &target.script, Some(target.mtime)))
+        .flatten();
+    let Some(Ok(Some(hook))) = cached.map(|m| m.getattr_opt("reload_required")) else {
+        return false;
+    };
+    let asked = str_from_fs(py, resource.as_bytes())
+        .and_then(|path| hook.call1((path,)))
+        .and_then(|answer| answer.is_truthy());
+    asked.unwrap_or_else(|e| {
+        super::app::log_exception(py, interp, &target.script, &e, &[]);
+        false
+    })
+}
+
+/// Makes the next `module` call execute the script again (embedded mode's
+/// answer to reload_required).
+pub fn forget(py: Python<'_>, objs: &InterpObjects, path: &str) {
+    if let Some(m) = objs.cached_script(py, path, None) {
+        // load_script re-executes a module whose __mtime__ differs.
+        let _ = m.setattr("__mtime__", py.None());
+    }
+    objs.forget_script(path);
 }
 
 #[cfg(test)]
