@@ -1,7 +1,8 @@
 #!/bin/sh
-# Installs the Python tools tests/test_docker.py needs (scripts/ci-tools.txt:
-# kubernetes-validate, check-jsonschema, dockerfile-parse) from PyPI into a
-# venv, ${WSGI_RS_CI_TOOLS:-target/ci-tools}: Debian's python3 is externally
+# Installs the Python tools that tests/test_docker.py and tests/test_telemetry.py
+# need (scripts/ci-tools.txt: kubernetes-validate, check-jsonschema,
+# dockerfile-parse, mod_wsgi-telemetry) from PyPI into a venv,
+# ${WSGI_RS_CI_TOOLS:-target/ci-tools}: Debian's python3 is externally
 # managed. Needs python3-venv. Called by scripts/deps.sh --tests. Idempotent:
 # quick when the venv was made from the same ci-tools.txt.
 set -eu

@@ -1,9 +1,10 @@
 """mod_wsgi 6's telemetry service (WSGITelemetryService): the datagrams our
 processes send to a UNIX socket, decoded with mod_wsgi-telemetry's own
-decoder and ingester when they can be imported (WSGI_RS_TELEMETRY_PKG: a
-directory holding its mod_wsgi/telemetry package, default where
-`pip download mod_wsgi-telemetry` was unpacked), else with a decoder
-written from the wire format's description."""
+decoder and ingester (scripts/ci-tools.sh installs mod_wsgi-telemetry into
+target/ci-tools; WSGI_RS_TELEMETRY_PKG: another directory holding its
+mod_wsgi/telemetry package). Without it, a decoder written from the wire
+format's description is used, except under CI, where its absence fails."""
+import glob
 import os
 import shutil
 import socket
@@ -17,9 +18,13 @@ import pytest
 
 from conftest import ONE_PREFORK_CHILD, SETUPS, OneConnection, in_mode
 
-PKG = os.environ.get('WSGI_RS_TELEMETRY_PKG', '/tmp/mwtel/ex')
-if os.path.isdir(os.path.join(PKG, 'mod_wsgi', 'telemetry')):
-    sys.path.insert(0, PKG)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CI_TOOLS = os.path.join(ROOT, os.environ.get('WSGI_RS_CI_TOOLS', os.path.join('target', 'ci-tools')))
+for PKG in [os.environ.get('WSGI_RS_TELEMETRY_PKG', '')] + sorted(
+        glob.glob(os.path.join(CI_TOOLS, 'lib', 'python3*', 'site-packages'))):
+    if PKG and os.path.isdir(os.path.join(PKG, 'mod_wsgi', 'telemetry')):
+        sys.path.insert(0, PKG)
+        break
 try:
     from mod_wsgi.telemetry.ingest import Ingester
     from mod_wsgi.telemetry.wire import decode
@@ -269,3 +274,10 @@ def test_stopping_is_reported(start_apache):
                    if s.kind == REQUEST and s.pid == pid) == 1
     finally:
         r.close()
+
+
+def test_official_decoder_is_used_in_ci():
+    """CI installs mod_wsgi-telemetry (scripts/ci-tools.sh): the datagrams
+    must be checked with its decoder there, not only with ours."""
+    if os.environ.get('CI') and not OFFICIAL:
+        pytest.fail('mod_wsgi-telemetry is not importable from %s: run scripts/deps.sh --tests' % CI_TOOLS)
