@@ -4,6 +4,7 @@
  * made in Rust (src/lib.rs holds the functions declared extern below).
  */
 #include "shim.h"
+#include "mod_status.h"
 
 APLOG_USE_MODULE(wsgi_rs);
 
@@ -17,6 +18,10 @@ extern int wsgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 extern void wsgi_rs_child_init(apr_pool_t *pchild, server_rec *s);
 extern int wsgi_rs_translate_name(request_rec *r);
 extern int wsgi_rs_handler(request_rec *r);
+/* Metrics (src/metrics/entry.rs). */
+extern int wsgi_rs_metrics_handler(request_rec *r);
+extern int wsgi_rs_log_transaction(request_rec *r);
+extern int wsgi_rs_status_hook(request_rec *r, int flags);
 
 /* Every directive takes its raw argument string; Rust tokenises and validates it. */
 #define WSGI_DIRECTIVE(name, where, help) \
@@ -97,6 +102,9 @@ static void wsgi_rs_register_hooks(apr_pool_t *p)
     ap_hook_child_init(wsgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(wsgi_rs_translate_name, after, before, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(wsgi_rs_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(wsgi_rs_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, wsgi_rs_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 __attribute__((visibility("default")))

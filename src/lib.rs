@@ -9,6 +9,7 @@ mod apache;
 mod config;
 mod daemon;
 mod embedded;
+mod metrics;
 mod python;
 mod wsgi;
 

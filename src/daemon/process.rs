@@ -236,6 +236,7 @@ fn serve_process(
     // SAFETY: the main server of this generation is live.
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, &def.name);
     let state = Arc::new(State::new(group.clone(), interp));
+    crate::metrics::record::daemon_live(id, &def.name, def.threads);
     let workers = start_threads(&state)?;
     // Ready: Apache's children now queue requests for this process.
     daemons.table.live(id, std::process::id() as i32);
@@ -683,7 +684,9 @@ fn worker(state: &Arc<State>, n: usize) {
         state.active.fetch_add(1, Ordering::SeqCst);
         let since = state.born.elapsed().as_millis() as u64 + 1;
         state.busy_since[n].store(since, Ordering::SeqCst);
+        crate::metrics::record::daemon_busy(1);
         let activity = serve_connection(state, conn, n);
+        crate::metrics::record::daemon_busy(-1);
         state.busy_since[n].store(0, Ordering::SeqCst);
         state.interrupted[n].store(0, Ordering::SeqCst);
         state.served.fetch_add(1, Ordering::SeqCst);
@@ -827,6 +830,9 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
     };
     let head_only = known(Key::RequestMethod) == Some(b"HEAD");
     let activity = known(Key::IgnoreActivity) != Some(b"1");
+    let arrived =
+        known(Key::RequestStart).and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
+    crate::metrics::record::daemon_request(&state.group.def.name, arrived);
     let mut transport = DaemonTransport::new(reader, head_only, window);
     if let Some(why) = turn_away(state, &head, known(Key::RequestStart)) {
         transport.no_response(why);
@@ -843,6 +849,7 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
             return activity;
         }
     };
+    crate::metrics::record::daemon_interpreters(interp.id() as u32 + 1);
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     state.serving[n].store(interp.id() + 1, Ordering::SeqCst);
     let served = ex.lend(&mut transport, || {

@@ -307,6 +307,7 @@ unsafe fn delegate(
     // SAFETY: r is live for this call.
     unsafe {
         let head = request::head(r, decide(r, dir, filename));
+        crate::metrics::tag(r, group, &head.target.application_group);
         crate::daemon::proxy::handle(r, &d, &g, &head, dir.error_override())
     }
 }
@@ -355,6 +356,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
             ApacheTransport::new(r),
         )
     };
+    // SAFETY: r is live.
+    unsafe { crate::metrics::tag(r, "", &head.target.application_group) };
     let interp = match crate::embedded::child::embedded_interp(&head.target.application_group) {
         Ok(i) => i,
         Err(why) => {
