@@ -74,6 +74,7 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGISocketRotation", RSRC_CONF, "Off: daemon socket names stay the same across restarts."),
     WSGI_DIRECTIVE("WSGIAcceptMutex", RSRC_CONF, "Accepted for compatibility; has no effect."),
     WSGI_DIRECTIVE("WSGIRestrictEmbedded", RSRC_CONF, "On: refuse to run applications in Apache's children."),
+    WSGI_DIRECTIVE("WSGIServerMetrics", RSRC_CONF, "On: mod_wsgi.server_metrics() returns Apache's scoreboard."),
     WSGI_DIRECTIVE("WSGIImportScript", RSRC_CONF, "Script to load when a process starts, with process-group= and application-group=."),
     WSGI_DIRECTIVE("WSGIRestrictProcess", ACCESS_CONF | RSRC_CONF, "Daemon process groups that may be selected here."),
     WSGI_DIRECTIVE("WSGIErrorOverride", OR_FILEINFO, "On: Apache's error documents replace a daemon application's 4xx/5xx bodies."),

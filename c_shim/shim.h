@@ -19,6 +19,7 @@
 #include "apr_tables.h"
 #include "ap_listen.h"
 #include "unixd.h"
+#include "scoreboard.h"
 
 /* Macro wrappers: bindgen cannot call these macros, so each is one C line. */
 void *wsgi_rs_server_config(server_rec *s);

@@ -23,6 +23,11 @@ WSGIScriptAlias /crash @APPS@/daemon.wsgi process-group=crash application-group=
 WSGIScriptAlias /recycle @APPS@/daemon.wsgi process-group=recycle application-group=%{GLOBAL}
 WSGIScriptAlias /q @APPS@/daemon.wsgi process-group=q application-group=%{GLOBAL}
 WSGIScriptAlias /st @APPS@/daemon.wsgi process-group=st application-group=%{GLOBAL}
+WSGIServerMetrics On
+WSGIDaemonProcess sm processes=1 threads=1 server-metrics=On
+WSGIScriptAlias /sm-emb @APPS@/server_metrics.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}
+WSGIScriptAlias /sm-off @APPS@/server_metrics.wsgi process-group=gb application-group=%{GLOBAL}
+WSGIScriptAlias /sm-on @APPS@/server_metrics.wsgi process-group=sm application-group=%{GLOBAL}
 WSGIScriptAlias /emb @APPS@/daemon.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}
 <Location /server-metrics>
     SetHandler wsgi-rs-metrics
@@ -216,3 +221,21 @@ def test_mod_status_section(a):
     assert 'WSGIDaemon ga Processes: 2\n' in auto
     assert 'WSGIDaemon cap Threads: 3\n' in auto
     assert 'WSGIDaemon cap BusyThreads: 0\n' in auto
+
+
+def test_server_metrics_function(a):
+    import json
+    m = json.loads(a.get('/sm-emb').body)
+    assert m['server_limit'] >= 1 and m['thread_limit'] >= 1
+    assert m['current_time'] >= m['restart_time'] > 0
+    assert len(m['processes']) == m['server_limit']
+    workers = [w for p in m['processes'] for w in p['workers']]
+    assert len(workers) == m['server_limit'] * m['thread_limit']
+    assert {'thread_num', 'generation', 'status', 'access_count', 'bytes_served', 'start_time',
+            'stop_time', 'last_used', 'client', 'request', 'vhost'} <= set(workers[0])
+    # The worker serving this request is busy writing it.
+    assert any(w['status'] == 'W' and w['request'].startswith('GET /sm-emb') for w in workers)
+    # A daemon group without server-metrics=On gets None.
+    assert json.loads(a.get('/sm-off').body) is None
+    on = json.loads(a.get('/sm-on').body)
+    assert on is None or on['server_limit'] == m['server_limit']

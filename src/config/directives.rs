@@ -88,6 +88,7 @@ unsafe fn apply_named(
         | "WSGISocketPrefix"
         | "WSGISocketRotation"
         | "WSGIRestrictEmbedded"
+        | "WSGIServerMetrics"
         | "WSGIAcceptMutex"
         | "WSGIImportScript" => {
             // SAFETY: these are RSRC_CONF directives, read on Apache's one
@@ -253,7 +254,11 @@ unsafe fn daemon_directive(
             let import = daemon::parse_import(w, |g| settings.group(g).is_some())?;
             settings.imports.push(import);
         }
-        "WSGISocketPrefix" | "WSGISocketRotation" | "WSGIRestrictEmbedded" | "WSGIAcceptMutex" => {
+        "WSGISocketPrefix"
+        | "WSGISocketRotation"
+        | "WSGIRestrictEmbedded"
+        | "WSGIServerMetrics"
+        | "WSGIAcceptMutex" => {
             // SAFETY: cmd is live during configuration.
             unsafe { global_only(cmd) }?;
             let v = one(name, w)?;
@@ -263,6 +268,7 @@ unsafe fn daemon_directive(
                 "WSGISocketPrefix" => settings.socket_prefix = Some(v.to_string()),
                 "WSGISocketRotation" => settings.socket_rotation = Some(parse_flag(name, v)?),
                 "WSGIRestrictEmbedded" => settings.restrict_embedded = Some(parse_flag(name, v)?),
+                "WSGIServerMetrics" => settings.server_metrics = Some(parse_flag(name, v)?),
                 // Accepted for compatibility: daemon threads take connections
                 // with accept() on a shared socket, which the kernel hands
                 // to one waiting process at a time; there is no lock to pick.

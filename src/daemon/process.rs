@@ -81,6 +81,7 @@ fn error(msg: &str) {
 /// The daemon process's life, after the fork. Never returns.
 pub fn run(daemons: &Arc<Daemons>, gi: usize, slot: usize, id: usize, delay: Duration) -> ! {
     let group = daemons.groups[gi].clone();
+    crate::metrics::record::set_server_metrics(group.def.server_metrics);
     let res = crate::caught(|| serve_process(daemons, &group, id, delay));
     let (cause, code) = match res {
         Ok(Ok(reason)) => (Cause::Recycled(reason), 0),

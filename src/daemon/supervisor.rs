@@ -133,6 +133,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     let names: Vec<String> = groups.iter().map(|g| g.def.name.clone()).collect();
     // SAFETY: s is the live main server; nothing has forked yet.
     unsafe { crate::metrics::init(s, &names) }?;
+    crate::metrics::record::set_server_metrics(settings.server_metrics.unwrap_or(false));
     let daemons = Arc::new(Daemons {
         groups,
         restrict_embedded: settings.restrict_embedded.unwrap_or(false),

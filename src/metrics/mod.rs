@@ -5,6 +5,7 @@
 //! (status.rs).
 pub mod entry;
 pub mod prometheus;
+pub mod python;
 pub mod record;
 pub mod shm;
 pub mod snapshot;

@@ -5,9 +5,21 @@ use super::shm::{Area, Proc, GROUPS, PROCS};
 use crate::daemon::shared::{Cause, Reason};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering::Relaxed};
 
 static AREA: AtomicPtr<Area> = AtomicPtr::new(std::ptr::null_mut());
+
+/// WSGIServerMetrics (Apache's children) or server-metrics= (a daemon
+/// group): whether mod_wsgi.server_metrics() answers.
+static SERVER_METRICS: AtomicBool = AtomicBool::new(false);
+
+pub fn set_server_metrics(on: bool) {
+    SERVER_METRICS.store(on, Relaxed);
+}
+
+pub fn server_metrics_enabled() -> bool {
+    SERVER_METRICS.load(Relaxed)
+}
 
 pub fn set_area(a: &'static Area) {
     AREA.store(a as *const Area as *mut Area, Relaxed);

@@ -125,6 +125,10 @@ impl InterpObjects {
         add(wrap_pyfunction!(super::logging::_rs_log_write, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_flush, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_info, &module)?)?;
+        add(wrap_pyfunction!(
+            crate::metrics::python::server_metrics,
+            &module
+        )?)?;
         if std::env::var_os("WSGI_RS_TEST_HOOKS").is_some() {
             add(wrap_pyfunction!(super::guard::_rs_test_panic, &module)?)?;
         }
