@@ -135,6 +135,9 @@ def test_capacity_busy_and_total(a):
     assert value(s, 'wsgi_rs_daemon_threads', process_group='cap') == 3
     assert value(s, 'wsgi_rs_daemon_threads', process_group='ga') == 8
     assert value(s, 'wsgi_rs_daemon_processes', process_group='gb') == 2
+    # Apache's own workers (embedded mode's capacity): this scrape is one of the busy ones.
+    assert value(s, 'wsgi_rs_apache_workers', state='busy') >= 1
+    assert value(s, 'wsgi_rs_apache_workers_limit') >= value(s, 'wsgi_rs_apache_workers') > 0
     if a.mpm == 'prefork':
         pytest.skip('the harness prefork has 4 workers: not enough for 3 slow requests and a scrape')
     threads = [threading.Thread(target=a.get, args=('/cap/sleep?2',)) for _ in range(3)]
@@ -239,3 +242,28 @@ def test_server_metrics_function(a):
     assert json.loads(a.get('/sm-off').body) is None
     on = json.loads(a.get('/sm-on').body)
     assert on is None or on['server_limit'] == m['server_limit']
+
+
+def test_counters_survive_a_graceful_restart(start_apache):
+    a = start_apache(CONF, mpm='event', name='metrics-restart', modules=('status',))
+    try:
+        for _ in range(5):
+            assert a.get('/ga/info').status == 200
+        s = wait_for(a, lambda s: req('ga', '2xx')(s) >= 5)
+        assert req('ga', '2xx')(s) == 5
+        old = {dict(ls)['pid'] for (n, ls), v in s.items() if n == 'wsgi_rs_daemon_process_rss_bytes'}
+        a.signal(signal.SIGUSR1)
+
+        def restarted(s):
+            pids = {dict(ls)['pid'] for (n, ls), v in s.items() if n == 'wsgi_rs_daemon_process_rss_bytes'}
+            return pids and not pids & old and value(s, 'wsgi_rs_daemon_threads', process_group='ga') == 8
+        time.sleep(1)
+        s = wait_for(a, restarted)
+        assert restarted(s)
+        assert req('ga', '2xx')(s) == 5  # the counters carry on
+        assert value(s, 'wsgi_rs_daemon_processes', process_group='ga') == 2
+        assert a.get('/ga/info').status == 200
+        s = wait_for(a, lambda s: req('ga', '2xx')(s) >= 6)
+        assert req('ga', '2xx')(s) == 6
+    finally:
+        a.stop()

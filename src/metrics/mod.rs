@@ -120,7 +120,7 @@ pub unsafe fn handler(r: *mut sys::request_rec) -> i32 {
         return sys::DECLINED;
     }
     let text = match record::area() {
-        Some(a) => prometheus::render(a, &current_groups()),
+        Some(a) => prometheus::render(a, &current_groups(), snapshot::apache_workers()),
         None => String::new(),
     };
     // SAFETY: r is live; Apache copies the content type into its pool.

@@ -39,7 +39,11 @@ impl Out {
         let _ = writeln!(self.0, "# TYPE wsgi_rs_{name} {kind}");
     }
     fn line(&mut self, name: &str, labels: &str, v: impl std::fmt::Display) {
-        let _ = writeln!(self.0, "wsgi_rs_{name}{{{labels}}} {v}");
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "wsgi_rs_{name} {v}");
+        } else {
+            let _ = writeln!(self.0, "wsgi_rs_{name}{{{labels}}} {v}");
+        }
     }
 }
 
@@ -85,8 +89,13 @@ struct Requests {
     bytes_out: u64,
 }
 
-/// The whole exposition.
-pub fn render(a: &Area, current_groups: &[String]) -> String {
+/// The whole exposition; `apache_workers` is (busy, idle, limit) from
+/// Apache's scoreboard (snapshot::apache_workers).
+pub fn render(
+    a: &Area,
+    current_groups: &[String],
+    apache_workers: Option<(u64, u64, u64)>,
+) -> String {
     let mut out = Out(String::with_capacity(8192));
     let mut reqs: BTreeMap<(String, String), Requests> = BTreeMap::new();
     for (i, l) in a.labels.iter().enumerate() {
@@ -145,7 +154,27 @@ pub fn render(a: &Area, current_groups: &[String]) -> String {
         out.line("response_bytes_total", &req_labels(k), r.bytes_out);
     }
     write_groups(&mut out, a, current_groups);
+    if let Some((busy, idle, limit)) = apache_workers {
+        write_apache_workers(&mut out, busy, idle, limit);
+    }
     out.0
+}
+
+/// Apache's own workers (embedded mode's capacity), from its scoreboard.
+fn write_apache_workers(out: &mut Out, busy: u64, idle: u64, limit: u64) {
+    out.head(
+        "apache_workers",
+        "gauge",
+        "Apache worker threads by state (the scoreboard, as mod_status counts them).",
+    );
+    out.line("apache_workers", "state=\"busy\"", busy);
+    out.line("apache_workers", "state=\"idle\"", idle);
+    out.head(
+        "apache_workers_limit",
+        "gauge",
+        "Worker slots in Apache's scoreboard (ServerLimit x ThreadLimit).",
+    );
+    out.line("apache_workers_limit", "", limit);
 }
 
 /// A gauge's name, help, and how to read it.
@@ -301,12 +330,14 @@ mod tests {
         a.labels[i].requests[1].fetch_add(2, Relaxed);
         a.labels[i].latency.observe_us(1);
         a.labels[i].latency.observe_us(20_000);
-        let text = render(a, &["g".into()]);
+        let text = render(a, &["g".into()], Some((1, 2, 3)));
         assert!(text.contains("# TYPE wsgi_rs_requests_total counter"));
         assert!(text.contains(
             "wsgi_rs_requests_total{process_group=\"g\",application_group=\"x\\\"y\",status_class=\"2xx\"} 2"
         ));
         assert!(text.contains("le=\"+Inf\"} 2"));
         assert!(text.contains("wsgi_rs_daemon_threads{process_group=\"g\"} 0"));
+        assert!(text.contains("wsgi_rs_apache_workers{state=\"idle\"} 2\n"));
+        assert!(text.contains("wsgi_rs_apache_workers_limit 3\n"));
     }
 }

@@ -56,3 +56,38 @@ fn rss(pid: i32) -> Option<u64> {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * page.max(1) as u64)
 }
+
+/// Apache's workers (its children's threads) from the scoreboard: (busy,
+/// idle, limit) as mod_status counts them. None without a scoreboard.
+pub fn apache_workers() -> Option<(u64, u64, u64)> {
+    use crate::apache::sys;
+    // SAFETY: plain queries; the scoreboard's records live as long as the
+    // process once it exists (other processes update them: racy but
+    // harmless reads of plain integers, as mod_status does).
+    unsafe {
+        if sys::ap_exists_scoreboard_image() == 0 {
+            return None;
+        }
+        let g = sys::ap_get_scoreboard_global().as_ref()?;
+        let (mut busy, mut idle) = (0, 0);
+        for i in 0..g.server_limit {
+            for j in 0..g.thread_limit {
+                let Some(ws) = sys::ap_get_scoreboard_worker_from_indexes(i, j).as_ref() else {
+                    continue;
+                };
+                match ws.status {
+                    // SERVER_READY
+                    2 => idle += 1,
+                    // SERVER_DEAD, SERVER_STARTING, SERVER_IDLE_KILL
+                    0 | 1 | 10 => {}
+                    _ => busy += 1,
+                }
+            }
+        }
+        Some((
+            busy,
+            idle,
+            (g.server_limit as u64) * (g.thread_limit as u64),
+        ))
+    }
+}
