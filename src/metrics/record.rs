@@ -4,7 +4,6 @@
 use super::shm::{Area, Proc, GROUPS, PROCS};
 use crate::daemon::shared::{Cause, Reason};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering::Relaxed};
 
 static AREA: AtomicPtr<Area> = AtomicPtr::new(std::ptr::null_mut());
@@ -108,23 +107,25 @@ pub fn failure(group: &str, f: Failure) {
 }
 
 thread_local! {
-    static LABELS: RefCell<HashMap<(String, String), usize>> = RefCell::new(HashMap::new());
+    /// (process group, application group, slot) already looked up here.
+    static LABELS: RefCell<Vec<(String, String, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The label slot of a request (cached per thread: no lock).
+/// The label slot of a request (cached per thread: no lock, no allocation
+/// once seen).
 pub fn label(process_group: &str, application_group: &str) -> Option<usize> {
     let a = area()?;
     LABELS.with(|c| {
         let mut c = c.borrow_mut();
-        if let Some(&i) = c.get(&(process_group.to_string(), application_group.to_string())) {
-            return Some(i);
+        if let Some((_, _, i)) = c
+            .iter()
+            .find(|(p, g, _)| p == process_group && g == application_group)
+        {
+            return Some(*i);
         }
         let i = a.label(process_group, application_group);
-        if c.len() < 1024 {
-            c.insert(
-                (process_group.to_string(), application_group.to_string()),
-                i,
-            );
+        if c.len() < 256 {
+            c.push((process_group.to_string(), application_group.to_string(), i));
         }
         Some(i)
     })
