@@ -4,6 +4,7 @@
  * made in Rust (src/lib.rs holds the functions declared extern below).
  */
 #include "shim.h"
+#include "mod_status.h"
 
 APLOG_USE_MODULE(wsgi_rs);
 
@@ -21,6 +22,10 @@ extern int wsgi_rs_access_checker(request_rec *r);
 extern authn_status wsgi_rs_check_password(request_rec *r, const char *user, const char *password);
 extern authn_status wsgi_rs_get_realm_hash(request_rec *r, const char *user, const char *realm, char **rethash);
 extern authz_status wsgi_rs_check_authorization(request_rec *r, const char *require_args, const void *parsed);
+/* Metrics (src/metrics/entry.rs). */
+extern int wsgi_rs_metrics_handler(request_rec *r);
+extern int wsgi_rs_log_transaction(request_rec *r);
+extern int wsgi_rs_status_hook(request_rec *r, int flags);
 
 /* Every directive takes its raw argument string; Rust tokenises and validates it. */
 #define WSGI_DIRECTIVE(name, where, help) \
@@ -76,6 +81,7 @@ static const command_rec wsgi_rs_commands[] = {
     WSGI_DIRECTIVE("WSGISlowRequests", RSRC_CONF, "Seconds after which a finished request is logged as slow."),
     WSGI_DIRECTIVE("WSGITelemetryService", RSRC_CONF, "unix:/path [interval=N]: send process and request telemetry there."),
     WSGI_DIRECTIVE("WSGITelemetryOptions", RSRC_CONF, "[+|-]CaptureUserAgent | None | All."),
+    WSGI_DIRECTIVE("WSGIServerMetrics", RSRC_CONF, "On: mod_wsgi.server_metrics() returns Apache's scoreboard."),
     WSGI_DIRECTIVE("WSGIImportScript", RSRC_CONF, "Script to load when a process starts, with process-group= and application-group=."),
     WSGI_DIRECTIVE("WSGIRestrictProcess", ACCESS_CONF | RSRC_CONF, "Daemon process groups that may be selected here."),
     WSGI_DIRECTIVE("WSGIErrorOverride", OR_FILEINFO, "On: Apache's error documents replace a daemon application's 4xx/5xx bodies."),
@@ -117,6 +123,9 @@ static void wsgi_rs_register_hooks(apr_pool_t *p)
     ap_hook_access_checker(wsgi_rs_access_checker, access_after, access_before, APR_HOOK_MIDDLE);
     ap_register_provider(p, AUTHN_PROVIDER_GROUP, "wsgi", AUTHN_PROVIDER_VERSION, &wsgi_rs_authn_provider);
     ap_register_provider(p, AUTHZ_PROVIDER_GROUP, "wsgi-group", AUTHZ_PROVIDER_VERSION, &wsgi_rs_authz_provider);
+    ap_hook_handler(wsgi_rs_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(wsgi_rs_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, wsgi_rs_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 __attribute__((visibility("default")))

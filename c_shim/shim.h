@@ -22,6 +22,7 @@
 #include "ap_provider.h"
 #include "mod_auth.h"
 #include "mod_ssl.h"
+#include "scoreboard.h"
 
 /* Macro wrappers: bindgen cannot call these macros, so each is one C line. */
 void *wsgi_rs_server_config(server_rec *s);

@@ -16,7 +16,7 @@ SUDO=
 PKGS="apache2 apache2-dev python3 python3-dev libclang-dev gcc libc6-dev curl ca-certificates"
 DEB=
 case "${1:-}" in
-    --tests) DEB=1; PKGS="$PKGS python3-pytest python3-flask python3-django openssl strace curl python3-venv" ;;
+    --tests) DEB=1; PKGS="$PKGS python3-pytest python3-flask python3-django openssl strace curl python3-venv python3-prometheus-client" ;;
     --deb) DEB=1 ;;
 esac
 [ -n "$DEB" ] && PKGS="$PKGS dpkg-dev"

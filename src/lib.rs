@@ -10,6 +10,7 @@ mod auth;
 mod config;
 mod daemon;
 mod embedded;
+mod metrics;
 mod python;
 mod telemetry;
 mod wsgi;

@@ -32,7 +32,7 @@ BAD = [
     ('WSGIDaemonProcess site user=no-such-user-here', "Unknown user 'no-such-user-here'"),
     ('WSGIDaemonProcess site user=#0', 'WSGI process blocked from running as root.'),
     ('WSGIDaemonProcess site\nWSGIDaemonProcess site', "Name duplicates previous WSGI daemon definition: 'site'"),
-    ('WSGIDaemonProcess site server-metrics=On', 'The WSGIDaemonProcess option server-metrics= is not supported'),
+    ('WSGIDaemonProcess site server-metrics=maybe', "server-metrics must be On or Off, not 'maybe'"),
     ('WSGIDaemonProcess site script-user=nobody script-group=nogroup', 'Only one of script-user and script-group allowed.'),
     ('<Location /x>\nWSGIProcessGroup %{BOGUS}\n</Location>', "Invalid process group '%{BOGUS}'"),
     ('WSGIImportScript /x.py process-group=nope application-group=%{GLOBAL}',

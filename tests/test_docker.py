@@ -128,7 +128,8 @@ def test_compose_validates_and_serves_the_example_on_loopback():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     (doc,) = load_yaml(path)
-    (svc,) = doc['services'].values()
+    assert set(doc['services']) == {'web', 'prometheus', 'grafana'}
+    svc = doc['services']['web']
     build = svc['build']
     context = os.path.normpath(os.path.join(DOCKER, build['context']))
     assert context == ROOT
@@ -137,6 +138,71 @@ def test_compose_validates_and_serves_the_example_on_loopback():
     test = svc['healthcheck']['test']
     assert test[0] == 'CMD' and any('/healthz' in t for t in test), test
     assert any(':%d/' % image_port() in t for t in test), test
+
+
+# --- metrics: Prometheus and Grafana -----------------------------------------
+
+GRAFANA = os.path.join(DOCKER, 'grafana')
+DASHBOARD = os.path.join(GRAFANA, 'dashboards', 'mod_wsgi_rs.json')
+
+
+def test_compose_web_serves_metrics_prometheus_scrapes_them_grafana_shows_them():
+    (doc,) = load_yaml(os.path.join(DOCKER, 'compose.yaml'))
+    svcs = doc['services']
+    web = svcs['web']
+    # The image's CMD (the script), after --server-metrics.
+    assert web['command'] == ['--server-metrics'] + exec_form(dockerfile()['runtime']['CMD'][-1])
+    for name, port in (('prometheus', 9090), ('grafana', 3000)):
+        assert svcs[name]['ports'] == ['127.0.0.1:%d:%d' % (port, port)], name
+        for v in svcs[name]['volumes']:
+            host = os.path.normpath(os.path.join(DOCKER, v.split(':')[0]))
+            assert os.path.exists(host), v
+    (prom,) = load_yaml(os.path.join(DOCKER, 'prometheus', 'prometheus.yml'))
+    (job,) = prom['scrape_configs']
+    assert job['metrics_path'] == '/server-metrics'
+    assert job['static_configs'][0]['targets'] == ['web:%d' % image_port()]
+    (ds,) = load_yaml(os.path.join(GRAFANA, 'provisioning', 'datasources', 'prometheus.yaml'))
+    (source,) = ds['datasources']
+    assert source['type'] == 'prometheus' and source['url'] == 'http://prometheus:9090'
+    (prov,) = load_yaml(os.path.join(GRAFANA, 'provisioning', 'dashboards', 'mod_wsgi_rs.yaml'))
+    mounts = dict(v.split(':')[:2] for v in svcs['grafana']['volumes'])
+    assert mounts['./grafana/dashboards'] == prov['providers'][0]['options']['path']
+    uids = {t['datasource']['uid'] for p in json.load(open(DASHBOARD))['panels'] for t in p['targets']}
+    assert uids == {source['uid']}
+
+
+def emitted_metric_names():
+    """The sample names the module's /server-metrics serves (embedded and
+    daemon requests made first, so that every family has samples)."""
+    from harness import Apache
+    conf = ('WSGIDaemonProcess g processes=1 threads=2\n'
+            'WSGIScriptAlias /d @APPS@/daemon.wsgi process-group=g\n'
+            'WSGIScriptAlias /e @APPS@/daemon.wsgi process-group=%{GLOBAL}\n'
+            '<Location /server-metrics>\nSetHandler wsgi-rs-metrics\nRequire ip 127.0.0.1\n</Location>\n')
+    a = Apache(conf=conf, name='dashboard')
+    a.start()
+    try:
+        assert a.get('/d/info').status == 200 and a.get('/e/info').status == 200
+        time.sleep(0.3)
+        text = a.get('/server-metrics').body.decode()
+    finally:
+        a.stop()
+        a.cleanup()
+    return {line.split('{')[0].split()[0] for line in text.splitlines() if line and not line.startswith('#')}
+
+
+def test_dashboard_parses_and_queries_only_metrics_the_module_emits():
+    with open(DASHBOARD) as f:
+        dash = json.load(f)
+    assert dash['uid'] and dash['title'] and dash['panels']
+    exprs = [t['expr'] for p in dash['panels'] for t in p['targets']]
+    queried = {m for e in exprs for m in re.findall(r'\bwsgi_rs_[a-z_]+', e)}
+    assert len(queried) >= 10, queried
+    emitted = emitted_metric_names()
+    assert queried <= emitted, queried - emitted
+    # Each panel's ids are unique and its layout is on the 24-column grid.
+    assert len({p['id'] for p in dash['panels']}) == len(dash['panels'])
+    assert all(p['gridPos']['x'] + p['gridPos']['w'] <= 24 for p in dash['panels'])
 
 
 # --- the Dockerfile --------------------------------------------------------

@@ -60,6 +60,8 @@ pub struct Plan {
     /// WSGITrustedProxyHeaders and WSGITrustedProxies.
     pub proxy_headers: Vec<String>,
     pub proxies: Vec<String>,
+    /// --server-metrics: /server-metrics for loopback and private addresses.
+    pub server_metrics: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +83,11 @@ pub struct Daemon {
 }
 
 /// `s` as one word of an Apache directive: quoted when it has to be.
+/// --server-metrics: the metrics handler, for loopback and private
+/// networks (a Prometheus next to the server, in the same compose network
+/// or cluster), never the public.
+const SERVER_METRICS: &str = "\n<Location /server-metrics>\n    SetHandler wsgi-rs-metrics\n    Require ip 127.0.0.0/8 ::1 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7\n</Location>\n";
+
 pub fn word(s: &str) -> String {
     if !s.is_empty()
         && !s
@@ -156,6 +163,9 @@ impl Plan {
         self.files(&mut c);
         self.environ(&mut c);
         self.wsgi(&mut c);
+        if self.server_metrics {
+            c.push_str(SERVER_METRICS);
+        }
         self.ssl(&mut c);
         for f in &self.includes {
             let _ = writeln!(c, "Include {}", path(f));
@@ -470,6 +480,7 @@ mod tests {
             includes: vec![],
             proxy_headers: vec![],
             proxies: vec![],
+            server_metrics: false,
         }
     }
 
@@ -513,6 +524,15 @@ mod tests {
         assert!(conf.contains("WSGIPythonPath \"/srv/my app\"\n"));
         assert!(conf.contains("process-group=%{GLOBAL} application-group=%{GLOBAL}"));
         assert!(conf.contains("StartServers 2\nServerLimit 2\nThreadLimit 8\nThreadsPerChild 8\n"));
+    }
+
+    #[test]
+    fn server_metrics_location_only_when_asked() {
+        let mut p = plan();
+        assert!(!p.render().contains("wsgi-rs-metrics"));
+        p.server_metrics = true;
+        let conf = p.render();
+        assert!(conf.contains("<Location /server-metrics>\n    SetHandler wsgi-rs-metrics\n    Require ip 127.0.0.0/8 "));
     }
 
     #[test]

@@ -231,6 +231,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "IP", action = clap::ArgAction::Append, requires = "trust_proxy_header")]
     pub trust_proxy: Vec<String>,
 
+    /// Serve the server metrics (Prometheus format) at /server-metrics, to
+    /// loopback and private addresses only (the wsgi-rs-metrics handler).
+    #[arg(long)]
+    pub server_metrics: bool,
+
     /// Extra Apache configuration to include at the end (repeatable).
     #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
     pub include_file: Vec<PathBuf>,

@@ -79,6 +79,8 @@ pub struct DaemonGroup {
     /// directory must have; else 403.
     pub script_user: Option<Account>,
     pub script_group: Option<Account>,
+    /// server-metrics=On: mod_wsgi.server_metrics() works in this group.
+    pub server_metrics: bool,
 }
 
 impl DaemonGroup {
@@ -129,6 +131,7 @@ impl DaemonGroup {
             response_flush_delay: Duration::from_millis(5),
             script_user: None,
             script_group: None,
+            server_metrics: false,
         }
     }
 
@@ -203,9 +206,6 @@ fn seconds(key: &str, v: &str) -> Result<Duration, String> {
 fn optional(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
-
-/// Options mod_wsgi has whose effect this version does not build yet.
-const NOT_BUILT: &[&str] = &["server-metrics"];
 
 /// Parses `WSGIDaemonProcess`'s words (the name first).
 pub fn parse(
@@ -325,6 +325,7 @@ fn other_option(g: &mut DaemonGroup, key: &str, v: &str) -> Result<(), String> {
             g.switch_interval = Some(s);
         }
         "stack-size" => g.stack_size = Some(int(key, v, 65536, 1 << 30)?),
+        "server-metrics" => g.server_metrics = crate::config::parse_flag(key, v)?,
         "maximum-requests" => g.maximum_requests = int(key, v, 0, u64::MAX)?,
         "graceful-timeout" => g.graceful_timeout = seconds(key, v)?,
         "shutdown-timeout" => g.shutdown_timeout = seconds(key, v)?,
@@ -355,11 +356,6 @@ fn other_option(g: &mut DaemonGroup, key: &str, v: &str) -> Result<(), String> {
         "newrelic-config-file" | "newrelic-environment" => {
             return Err(format!(
                 "{key}= was removed in mod_wsgi 6 and is not supported by mod_wsgi_rs: configure the New Relic agent from the application instead."
-            ))
-        }
-        k if NOT_BUILT.contains(&k) => {
-            return Err(format!(
-                "The WSGIDaemonProcess option {k}= is not supported by this version of mod_wsgi_rs yet."
             ))
         }
         _ => {
@@ -398,6 +394,9 @@ pub struct DaemonSettings {
     pub socket_rotation: Option<bool>,
     /// WSGIRestrictEmbedded (default Off).
     pub restrict_embedded: Option<bool>,
+    /// WSGIServerMetrics (default Off): mod_wsgi.server_metrics() in
+    /// Apache's children.
+    pub server_metrics: Option<bool>,
     /// WSGIImportScript, in configuration order.
     pub imports: Vec<ImportScript>,
     /// WSGISlowRequests: the threshold of the slow-request warning.

@@ -88,6 +88,7 @@ unsafe fn apply_named(
         | "WSGISocketPrefix"
         | "WSGISocketRotation"
         | "WSGIRestrictEmbedded"
+        | "WSGIServerMetrics"
         | "WSGIAcceptMutex"
         | "WSGISlowRequests"
         | "WSGITelemetryService"
@@ -150,7 +151,7 @@ fn dir_directive(name: &str, w: &[String], dir: &mut DirConfig) -> Result<(), St
         "WSGIHandlerScript" | "WSGIDispatchScript" | "WSGIPassApacheRequest" => {
             dir.scripts.apply(name, w)?
         }
-        other => return Err(not_yet(other)),
+        other => return Err(misrouted(other)),
     }
     Ok(())
 }
@@ -207,7 +208,7 @@ unsafe fn server_directive(
                 v => return Err(format!("WSGIPythonOptimize must be 0, 1 or 2, not '{v}'.")),
             };
         }
-        other => return Err(not_yet(other)),
+        other => return Err(misrouted(other)),
     }
     Ok(())
 }
@@ -276,6 +277,7 @@ unsafe fn daemon_directive(
         | "WSGISocketRotation"
         | "WSGIRestrictEmbedded"
         | "WSGIAcceptMutex"
+        | "WSGIServerMetrics"
         | "WSGISlowRequests" => {
             // SAFETY: cmd is live during configuration.
             unsafe { global_only(cmd) }?;
@@ -287,6 +289,7 @@ unsafe fn daemon_directive(
                 "WSGISocketRotation" => settings.socket_rotation = Some(parse_flag(name, v)?),
                 "WSGIRestrictEmbedded" => settings.restrict_embedded = Some(parse_flag(name, v)?),
                 "WSGISlowRequests" => settings.slow_requests = Some(crate::wsgi::slow::parse(v)?),
+                "WSGIServerMetrics" => settings.server_metrics = Some(parse_flag(name, v)?),
                 // Accepted for compatibility: daemon threads take connections
                 // with accept() on a shared socket, which the kernel hands
                 // to one waiting process at a time; there is no lock to pick.
@@ -296,7 +299,7 @@ unsafe fn daemon_directive(
                 },
             }
         }
-        other => return Err(not_yet(other)),
+        other => return Err(misrouted(other)),
     }
     Ok(())
 }
@@ -418,9 +421,10 @@ unsafe fn script_alias(
     })
 }
 
-/// Why a mod_wsgi directive that this version does not implement stops Apache.
-fn not_yet(name: &str) -> String {
-    format!("{name} is not supported by this version of mod_wsgi_rs: this directive is not implemented yet.")
+/// A directive routed to a parser that does not know it: a bug, reported
+/// as a configuration error rather than a panic.
+fn misrouted(name: &str) -> String {
+    format!("mod_wsgi_rs: internal error: the directive {name} reached the wrong parser.")
 }
 
 #[cfg(test)]

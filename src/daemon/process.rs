@@ -81,6 +81,7 @@ fn error(msg: &str) {
 /// The daemon process's life, after the fork. Never returns.
 pub fn run(daemons: &Arc<Daemons>, gi: usize, slot: usize, id: usize, delay: Duration) -> ! {
     let group = daemons.groups[gi].clone();
+    crate::metrics::record::set_server_metrics(group.def.server_metrics);
     let res = crate::caught(|| serve_process(daemons, &group, id, delay));
     let (cause, code) = match res {
         Ok(Ok(reason)) => (Cause::Recycled(reason), 0),
@@ -237,6 +238,7 @@ fn serve_process(
     // SAFETY: the main server of this generation is live.
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, &def.name);
     let state = Arc::new(State::new(group.clone(), interp));
+    crate::metrics::record::daemon_live(id, &def.name, def.threads);
     let workers = start_threads(&state)?;
     crate::telemetry::start(crate::telemetry::Identity {
         process_group: def.name.clone(),
@@ -696,7 +698,9 @@ fn worker(state: &Arc<State>, n: usize) {
         state.active.fetch_add(1, Ordering::SeqCst);
         let since = state.born.elapsed().as_millis() as u64 + 1;
         state.busy_since[n].store(since, Ordering::SeqCst);
+        crate::metrics::record::daemon_busy(1);
         let activity = serve_connection(state, conn, n);
+        crate::metrics::record::daemon_busy(-1);
         state.busy_since[n].store(0, Ordering::SeqCst);
         state.interrupted[n].store(0, Ordering::SeqCst);
         state.served.fetch_add(1, Ordering::SeqCst);
@@ -845,6 +849,9 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
     };
     let head_only = known(Key::RequestMethod) == Some(b"HEAD");
     let activity = known(Key::IgnoreActivity) != Some(b"1");
+    let arrived =
+        known(Key::RequestStart).and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
+    crate::metrics::record::daemon_request(&state.group.def.name, arrived);
     let mut transport = DaemonTransport::new(reader, head_only, window);
     if let Some(why) = turn_away(state, &head, known(Key::RequestStart)) {
         transport.no_response(why);
@@ -861,6 +868,7 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
             return activity;
         }
     };
+    crate::metrics::record::daemon_interpreters(interp.id() as u32 + 1);
     // A handler script's reload_required() said yes: restart, as for a
     // changed script.
     let reload = interp.run(|py| crate::wsgi::script::reload_required(py, interp, &head.target));

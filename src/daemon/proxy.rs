@@ -12,6 +12,7 @@ use super::shared::{Cause, Reason};
 use super::supervisor::{Daemons, Group};
 use crate::apache::{log, sys};
 use crate::embedded::transport::ApacheTransport;
+use crate::metrics::record::Failure;
 use crate::wsgi::head::RequestHead;
 use crate::wsgi::start_response::{check_header, parse_status};
 use crate::wsgi::transport::{Ending, Level, ResponseHead, Transport};
@@ -102,6 +103,7 @@ pub unsafe fn handle(
             protocol::encode_head(head, &mut payload);
             protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
                 .map_err(|e| {
+                    failure(g, Failure::Send);
                     Refused(
                         sys::HTTP_SERVICE_UNAVAILABLE,
                         format!("Unable to send the request to daemon process '{name}': {e}."),
@@ -152,7 +154,12 @@ pub unsafe fn handle(
     );
     // SAFETY: r is live.
     unsafe { log::rerror(r, log::ERR, &msg) };
+    failure(g, Failure::RestartLoop);
     sys::HTTP_SERVICE_UNAVAILABLE
+}
+
+fn failure(g: &Group, f: Failure) {
+    crate::metrics::record::failure(&g.def.name, f);
 }
 
 /// One frame's outcome: go on, or end the relay with a status.
@@ -231,6 +238,7 @@ fn connect(g: &Group) -> Result<(OwnedFd, i32), Refused> {
                     } else {
                         format!("as user with uid={uid}: {e}")
                     };
+                    failure(g, Failure::Connect);
                     return Err(Refused(
                         sys::HTTP_SERVICE_UNAVAILABLE,
                         format!(
@@ -384,6 +392,7 @@ impl Relay<'_> {
             } else if none_since.get_or_insert_with(Instant::now).elapsed()
                 >= self.g.def.connect_timeout
             {
+                failure(self.g, Failure::NoProcess);
                 return Err(Refused(
                     sys::HTTP_SERVICE_UNAVAILABLE,
                     format!(
@@ -544,11 +553,12 @@ impl Relay<'_> {
 
     /// The status for a request the daemon did not answer.
     fn refused(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> i32 {
-        let (status, why) = match Refusal::from_byte(payload.first().copied().unwrap_or(1)) {
+        let (cause, status, why) = match Refusal::from_byte(payload.first().copied().unwrap_or(1)) {
             Refusal::NotFound => return sys::HTTP_NOT_FOUND,
             Refusal::Error => return sys::HTTP_INTERNAL_SERVER_ERROR,
             Refusal::Restarting => return RESTARTING,
             Refusal::Interrupted => (
+                Failure::RequestTimeout,
                 sys::HTTP_GATEWAY_TIME_OUT,
                 format!(
                     "Request to daemon process '{}' ran past request-timeout ({:.0} s) and was interrupted",
@@ -557,6 +567,7 @@ impl Relay<'_> {
                 ),
             ),
             Refusal::QueueTimeout => (
+                Failure::QueueTimeout,
                 sys::HTTP_GATEWAY_TIME_OUT,
                 format!(
                     "Queue timeout expired for WSGI daemon process '{}'",
@@ -565,6 +576,7 @@ impl Relay<'_> {
             ),
         };
         t.log(Level::Error, &format!("{why}: {}", self.script));
+        failure(self.g, cause);
         status
     }
 
@@ -702,8 +714,9 @@ impl Relay<'_> {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
         );
         if !self.started {
-            let (status, msg) = if timed_out {
+            let (cause, status, msg) = if timed_out {
                 (
+                    Failure::SocketTimeout,
                     sys::HTTP_GATEWAY_TIME_OUT,
                     format!(
                         "Timeout when reading response headers from daemon process '{}' (socket-timeout {:.0} s)",
@@ -713,6 +726,7 @@ impl Relay<'_> {
                 )
             } else if self.cause_is(Cause::Recycled(Reason::RequestTimeout)) {
                 (
+                    Failure::RequestTimeout,
                     sys::HTTP_GATEWAY_TIME_OUT,
                     format!(
                         "Daemon process '{}' restarted: the request ran past request-timeout ({:.0} s)",
@@ -723,6 +737,7 @@ impl Relay<'_> {
             } else {
                 let cause = self.cause();
                 (
+                    Failure::DaemonCrash,
                     sys::HTTP_BAD_GATEWAY,
                     format!(
                         "Daemon process '{}' closed the connection before sending complete response headers ({cause})",
@@ -731,6 +746,7 @@ impl Relay<'_> {
                 )
             };
             t.log(Level::Error, &format!("{msg}: {}", self.script));
+            failure(self.g, cause);
             return status;
         }
         self.send_pending(t);

@@ -132,6 +132,10 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         }));
     }
     let slots: usize = groups.iter().map(|g| g.def.processes as usize).sum();
+    let names: Vec<String> = groups.iter().map(|g| g.def.name.clone()).collect();
+    // SAFETY: s is the live main server; nothing has forked yet.
+    unsafe { crate::metrics::init(s, &names) }?;
+    crate::metrics::record::set_server_metrics(settings.server_metrics.unwrap_or(false));
     let daemons = Arc::new(Daemons {
         groups,
         restrict_embedded: settings.restrict_embedded.unwrap_or(false),
@@ -307,6 +311,7 @@ fn spawn(daemons: &Arc<Daemons>, gi: usize, slot: usize, quick_deaths: u32) {
         return;
     }
     daemons.table.started(id, pid);
+    crate::metrics::record::proc_started(id, pid, &g.def.name);
     let mut s = Box::new(Slot {
         daemons: daemons.clone(),
         group: gi,
@@ -375,6 +380,7 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
         let g = &daemons.groups[gi];
         let id = daemons.table.slot_id(&daemons, gi, index);
         let cause = daemons.table.died(id, pid, status);
+        crate::metrics::record::proc_died(id, &g.def.name, cause);
         let quick = match cause {
             // A service script that keeps returning is restarted like a crash.
             Cause::Recycled(Reason::ServiceScripts) if lived < QUICK => quick + 1,

@@ -338,6 +338,7 @@ unsafe fn delegate(
     // SAFETY: r is live for this call.
     unsafe {
         let head = request::head(r, decide(r, dir, &filename, resource));
+        crate::metrics::tag(r, group, &head.target.application_group);
         crate::daemon::proxy::handle(r, &d, &g, &head, dir.error_override())
     }
 }
@@ -409,6 +410,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     if dir.scripts.pass_apache_request() {
         head.request_rec = r as usize;
     }
+    // SAFETY: r is live.
+    unsafe { crate::metrics::tag(r, "", &head.target.application_group) };
     let interp = match crate::embedded::child::embedded_interp(&head.target.application_group) {
         Ok(i) => i,
         Err(why) => {

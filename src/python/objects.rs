@@ -139,6 +139,10 @@ impl InterpObjects {
             add(wrap_pyfunction!(m::request_metrics, &module)?)?;
             add(wrap_pyfunction!(m::process_metrics, &module)?)?;
         }
+        add(wrap_pyfunction!(
+            crate::metrics::python::server_metrics,
+            &module
+        )?)?;
         if std::env::var_os("WSGI_RS_TEST_HOOKS").is_some() {
             add(wrap_pyfunction!(super::guard::_rs_test_panic, &module)?)?;
         }

@@ -110,6 +110,7 @@ impl Server {
             includes,
             proxy_headers: args.trust_proxy_header.clone(),
             proxies: args.trust_proxy.clone(),
+            server_metrics: args.server_metrics,
         };
         let mut files: Vec<File> = application.generated.into_iter().chain(reloader).collect();
         files.push(File::new("httpd.conf", plan.render(), 0o644));
