@@ -50,7 +50,16 @@ def test_normal_request_events(server):
     assert started['keys'] == STARTED_KEYS
     assert started['path'] == '/ok' and started['app_is_application']
     assert started['callable_object'] == 'application'
-    assert started['daemon_connects'] == 0 and started['daemon_restarts'] == 0
+    if a.mode == 'daemon':
+        # What the Apache child told the daemon about the hand-off.
+        assert started['daemon_connects'] >= 1 and started['daemon_restarts'] == 0
+        assert started['server_pid'] != r['pid'] and started['server_pid'] in a.children()
+        assert started['request_start'] <= started['queue_start'] <= started['daemon_start'] \
+            <= started['application_start']
+    else:
+        assert started['daemon_connects'] == 0 and started['daemon_restarts'] == 0
+        assert started['server_pid'] == r['pid']
+        assert started['queue_start'] == started['daemon_start'] == 0.0
     assert isinstance(started['thread_id'], int) and started['thread_id'] >= 1
     assert 0 < started['request_start'] <= started['application_start']
     assert response['keys'] == ['exception_info', 'request_data', 'request_id', 'response_headers',

@@ -50,7 +50,9 @@ def test_metrics_api(server):
     assert rm['request_threads_maximum'] >= 1
     assert len(rm['request_threads_busy_time']) == rm['request_threads_maximum']
     if a.mode == 'daemon':
-        assert rm['queue_time'] is not None
+        # Measured from the hand-off times the Apache child sends.
+        assert rm['queue_time'] is not None and rm['queue_time_max_us'] is not None
+        assert rm['daemon_time_min_us'] is not None
     else:
         assert rm['queue_time'] is None and rm['daemon_time'] is None
     for key in ('cpu_user_time', 'cpu_system_time', 'memory_rss', 'memory_max_rss', 'server_time',

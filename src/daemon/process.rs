@@ -839,9 +839,10 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
         return true; // the child gave up waiting
     }
     let mut reader = FrameReader::new(conn.as_raw_fd());
-    let Some((head, window)) = read_head(state, &mut reader) else {
+    let Some((mut head, window)) = read_head(state, &mut reader) else {
         return true;
     };
+    head.hand_off.daemon_start = crate::wsgi::recording::now_us();
     let known = |key: Key| {
         head.vars()
             .find(|(n, _, _)| *n == VarName::Known(key))

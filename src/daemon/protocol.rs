@@ -21,7 +21,7 @@
 //!                  End(flags) | Abort | NoResponse(why)
 //! ```
 pub use super::reader::FrameReader;
-use crate::wsgi::head::{Key, RequestHead, Target, Text, VarName};
+use crate::wsgi::head::{HandOff, Key, RequestHead, Target, Text, VarName};
 use crate::wsgi::transport::ResponseHead;
 use std::io;
 use std::os::fd::RawFd;
@@ -301,7 +301,7 @@ const OTHER: u8 = 255;
 
 /// The request head as a `Head` payload, with the process group and the
 /// request's arrival time for the daemon.
-pub fn encode_head(h: &RequestHead, out: &mut Vec<u8>) {
+pub fn encode_head(h: &RequestHead, hand_off: &HandOff, out: &mut Vec<u8>) {
     let vars: Vec<_> = h.vars().collect();
     out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
     for (name, value, text) in vars {
@@ -324,6 +324,10 @@ pub fn encode_head(h: &RequestHead, out: &mut Vec<u8>) {
     out.push(t.resource.is_some() as u8);
     put_bytes(out, t.resource.as_deref().unwrap_or("").as_bytes());
     put_opt_u64(out, h.body_length);
+    out.extend_from_slice(&hand_off.server_pid.to_le_bytes());
+    out.extend_from_slice(&hand_off.connects.to_le_bytes());
+    out.extend_from_slice(&hand_off.restarts.to_le_bytes());
+    out.extend_from_slice(&hand_off.queue_start.to_le_bytes());
 }
 
 pub fn decode_head(payload: &[u8]) -> io::Result<RequestHead> {
@@ -361,6 +365,13 @@ pub fn decode_head(payload: &[u8]) -> io::Result<RequestHead> {
         },
     };
     h.body_length = c.opt_u64()?;
+    h.hand_off = HandOff {
+        server_pid: c.u32()? as i32,
+        connects: c.u32()?,
+        restarts: c.u32()?,
+        queue_start: c.u64()? as i64,
+        daemon_start: 0,
+    };
     Ok(h)
 }
 
@@ -413,8 +424,16 @@ mod tests {
         h.set_as(Key::ScriptFilename, b"/srv/app/wsgi.py", Text::Path);
         h.body_length = Some(42);
         let mut wire = Vec::new();
-        encode_head(&h, &mut wire);
+        let hand_off = HandOff {
+            server_pid: 4242,
+            connects: 2,
+            restarts: 1,
+            queue_start: 1_795_000_000_000_000,
+            daemon_start: 0,
+        };
+        encode_head(&h, &hand_off, &mut wire);
         let d = decode_head(&wire).unwrap();
+        assert_eq!(d.hand_off, hand_off);
         assert_eq!(d.vars().collect::<Vec<_>>(), h.vars().collect::<Vec<_>>());
         assert_eq!(d.target.script, "/srv/app/wsgi.py");
         assert_eq!(d.target.mtime, 1234567);

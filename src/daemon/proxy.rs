@@ -13,7 +13,7 @@ use super::supervisor::{Daemons, Group};
 use crate::apache::{log, sys};
 use crate::embedded::transport::ApacheTransport;
 use crate::metrics::record::Failure;
-use crate::wsgi::head::RequestHead;
+use crate::wsgi::head::{HandOff, RequestHead};
 use crate::wsgi::start_response::{check_header, parse_status};
 use crate::wsgi::transport::{Ending, Level, ResponseHead, Transport};
 use std::io;
@@ -91,8 +91,9 @@ pub unsafe fn handle(
     // A process restarting for a changed script turns the request away; it
     // is sent again, up to mod_wsgi's 2 × processes + 1 attempts.
     let attempts = 2 * g.def.processes + 1;
+    let mut connects = 0;
     for attempt in 1..=attempts {
-        let res = connect(g).and_then(|(conn, pid)| {
+        let res = connect(g, &mut connects).and_then(|(conn, pid)| {
             let mut payload = Vec::with_capacity(4096);
             // Without a body, the window is moot: no socket options to set.
             let window = match head.body_length {
@@ -100,7 +101,14 @@ pub unsafe fn handle(
                 _ => body_window(conn.as_raw_fd()),
             };
             payload.extend_from_slice(&window.to_le_bytes());
-            protocol::encode_head(head, &mut payload);
+            let hand_off = HandOff {
+                server_pid: std::process::id() as i32,
+                connects,
+                restarts: attempt - 1,
+                queue_start: crate::wsgi::recording::now_us(),
+                daemon_start: 0,
+            };
+            protocol::encode_head(head, &hand_off, &mut payload);
             protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
                 .map_err(|e| {
                     failure(g, Failure::Send);
@@ -209,13 +217,14 @@ enum Outcome {
 /// or its queue is full, until connect-timeout (mod_wsgi's back-off: every
 /// 0.125 s, then every second after 2 s). Returns the connection and the
 /// daemon process at the other end (when the kernel knows it yet).
-fn connect(g: &Group) -> Result<(OwnedFd, i32), Refused> {
+fn connect(g: &Group, connects: &mut u32) -> Result<(OwnedFd, i32), Refused> {
     let name = &g.def.name;
     let started = Instant::now();
     let limit = g.def.connect_timeout;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        *connects += 1;
         match try_connect(&g.socket, limit.saturating_sub(started.elapsed())) {
             Ok(fd) => {
                 set_timeout(fd.as_raw_fd(), libc::SO_RCVTIMEO, g.socket_timeout);

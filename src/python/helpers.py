@@ -405,12 +405,12 @@ def _thread_usage():
         return None
 
 
-def _request_values(environ):
+def _request_values(environ, hand_off=None):
     """What the events report from the request's environ (read before the
-    application may change it). The daemon-mode figures of mod_wsgi
-    (daemon_connects, daemon_restarts, queue_start, daemon_start and the
-    Apache child's pid) are not carried to daemon processes: they have the
-    values mod_wsgi gives in embedded mode (0, and this process's pid)."""
+    application may change it). In a daemon process, `hand_off` is what the
+    Apache child told it: (server_pid, daemon_connects, daemon_restarts,
+    queue_start, daemon_start); in Apache's children these have mod_wsgi's
+    embedded-mode values (this process's pid, 0, 0.0)."""
     import os
 
     def seconds(key):
@@ -419,14 +419,16 @@ def _request_values(environ):
         except (TypeError, ValueError):
             return 0.0
 
+    server_pid, connects, restarts, queue_start, daemon_start = \
+        hand_off or (os.getpid(), 0, 0, 0.0, 0.0)
     return {
         'thread_id': environ.get('mod_wsgi.thread_id', 0),
-        'daemon_connects': 0,
-        'daemon_restarts': 0,
-        'server_pid': os.getpid(),
+        'daemon_connects': connects,
+        'daemon_restarts': restarts,
+        'server_pid': server_pid,
         'request_start': seconds('mod_wsgi.request_start'),
-        'queue_start': 0.0,
-        'daemon_start': 0.0,
+        'queue_start': queue_start,
+        'daemon_start': daemon_start,
     }
 
 
@@ -439,10 +441,10 @@ def _event(request_id, *parts):
 
 
 def _request_started(request_id, request_data, environ, application, callable_object,
-                     application_start):
+                     application_start, hand_off):
     """request_started; returns the application to call (a callback may
     replace ``application_object`` in the payload)."""
-    values = _request_values(environ)
+    values = _request_values(environ, hand_off)
     _events_local.started = (request_data, values, _thread_usage())
     event = _event(request_id, values, {
         'application_object': application, 'callable_object': callable_object,

@@ -159,9 +159,10 @@ impl Reporter {
             .u64(field::REQUEST_THREADS_ACTIVE, active as u64);
         let i = &r.interval;
         let requests = i.requests.max(1) as f64;
+        let daemon = crate::wsgi::metrics_api::in_daemon();
         for (n, (phase, _)) in PHASES.iter().enumerate() {
-            // Queue and daemon times are not measured separately here.
-            if matches!(phase, Phase::Queue | Phase::Daemon) {
+            // Queue and daemon times exist in daemon processes only.
+            if !daemon && matches!(phase, Phase::Queue | Phase::Daemon) {
                 continue;
             }
             let p = &i.phases[*phase as usize];

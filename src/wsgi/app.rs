@@ -171,15 +171,7 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
     recording::begin();
     let inflight = crate::telemetry::request_begin(head, request_start(head, application_start));
     events::begin(py, ex, objs, &environ);
-    let app = events::request_started(
-        py,
-        ex,
-        objs,
-        &environ,
-        app,
-        &target.callable,
-        application_start,
-    );
+    let app = events::request_started(py, ex, objs, &environ, app, head, application_start);
     let result = respond(py, ex, objs, &app, &environ, start_response);
     events::end(
         py,
@@ -233,8 +225,8 @@ fn finished(
     };
     let f = recording::Finished {
         request_start: micros(Key::RequestStart),
-        queue_start: 0,
-        daemon_start: 0,
+        queue_start: head.hand_off.queue_start,
+        daemon_start: head.hand_off.daemon_start,
         application_start: (application_start * 1e6) as i64,
         application_finish: recording::now_us(),
         status: if failed { 500 } else { status.unwrap_or(500) },

@@ -5,7 +5,7 @@
 //! request costs one dict, one insertion into `active_requests` and its
 //! removal.
 use super::exchange::{Exchange, RequestPy};
-use super::head::Key;
+use super::head::{Key, RequestHead};
 use crate::python::logging;
 use crate::python::objects::InterpObjects;
 use pyo3::exceptions::PyRuntimeError;
@@ -73,7 +73,7 @@ pub fn request_started<'py>(
     objs: &InterpObjects,
     environ: &Bound<'py, PyDict>,
     app: Bound<'py, PyAny>,
-    callable: &str,
+    head: &RequestHead,
     application_start: f64,
 ) -> Bound<'py, PyAny> {
     if !objs.subscribed(py) {
@@ -82,7 +82,25 @@ pub fn request_started<'py>(
     let Some((id, data)) = ex.request_py(py) else {
         return app;
     };
-    let args = (id, data, environ, &app, callable, application_start);
+    // Daemon mode: the Apache child's pid, its connects and restarts, and
+    // when the request was queued and taken (seconds).
+    let hand_off = &head.hand_off;
+    let hand_off = (hand_off.server_pid != 0).then_some((
+        hand_off.server_pid,
+        hand_off.connects,
+        hand_off.restarts,
+        hand_off.queue_start as f64 / 1e6,
+        hand_off.daemon_start as f64 / 1e6,
+    ));
+    let args = (
+        id,
+        data,
+        environ,
+        &app,
+        head.target.callable.as_str(),
+        application_start,
+        hand_off,
+    );
     publish(py, objs, "request_started", "_request_started", args).unwrap_or(app)
 }
 

@@ -114,6 +114,23 @@ pub struct Target {
     pub resource: Option<String>,
 }
 
+/// Daemon mode: what the Apache child tells the daemon about the hand-off
+/// (mod_wsgi's daemon_connects, daemon_restarts, queue_start, server_pid),
+/// and when a daemon thread took the request. Zero in embedded mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandOff {
+    /// The Apache child's pid.
+    pub server_pid: i32,
+    /// Connect attempts, and sends again after a restarting daemon turned
+    /// the request away.
+    pub connects: u32,
+    pub restarts: u32,
+    /// When the request was sent to the daemon socket, and when a daemon
+    /// thread took it (µs since the epoch).
+    pub queue_start: i64,
+    pub daemon_start: i64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct RequestHead {
     buf: Vec<u8>,
@@ -124,6 +141,7 @@ pub struct RequestHead {
     /// WSGIPassApacheRequest, embedded mode: the request_rec's address for
     /// apache.request_rec. Never sent to a daemon (see wsgi::request_rec).
     pub request_rec: usize,
+    pub hand_off: HandOff,
 }
 
 impl RequestHead {
@@ -134,6 +152,7 @@ impl RequestHead {
             target,
             body_length: None,
             request_rec: 0,
+            hand_off: HandOff::default(),
         }
     }
 

@@ -17,6 +17,11 @@ pub fn process_started(daemon: bool) {
     PROCESS_START.store(recording::now_us(), Ordering::Relaxed);
 }
 
+/// Whether this is a daemon process (queue and daemon times exist).
+pub fn in_daemon() -> bool {
+    IN_DAEMON.load(Ordering::Relaxed)
+}
+
 /// The process's (user, system) CPU seconds.
 pub(crate) fn cpu_times() -> (f64, f64) {
     // SAFETY: getrusage fills the struct it is given.
@@ -183,7 +188,7 @@ pub fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
         d.set_item("input_reads", interval.input_reads)?;
         d.set_item("output_bytes", interval.output_bytes)?;
         d.set_item("output_writes", interval.output_writes)?;
-        let daemon = IN_DAEMON.load(Ordering::Relaxed);
+        let daemon = in_daemon();
         let requests = interval.requests.max(1) as f64;
         for (phase, name) in PHASES {
             let p = &interval.phases[phase as usize];

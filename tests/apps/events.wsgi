@@ -1,5 +1,6 @@
 """mod_wsgi's events API: records every event of this interpreter."""
 import json
+import os
 import sys
 
 import mod_wsgi
@@ -96,6 +97,7 @@ def application(environ, start_response):
             'active': mod_wsgi.active_requests.get(rid) is data,
             'active_ids': list(mod_wsgi.active_requests),
             'started': data.get('started'),
+            'pid': os.getpid(),
         }).encode()
     start_response('200 OK', [('Content-Type', 'application/json')])
     return [body]
