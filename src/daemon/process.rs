@@ -871,9 +871,12 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
     };
     crate::metrics::record::daemon_interpreters(interp.id() as u32 + 1);
     // A handler script's reload_required() said yes: restart, as for a
-    // changed script.
-    let reload = interp.run(|py| crate::wsgi::script::reload_required(py, interp, &head.target));
-    if reload == Some(true) {
+    // changed script. (Only handler scripts have a resource: other requests
+    // do not take the GIL an extra time.)
+    let reload = head.target.resource.is_some()
+        && interp.run(|py| crate::wsgi::script::reload_required(py, interp, &head.target))
+            == Some(true);
+    if reload {
         transport.no_response(restart_for_script(state, &head.target.script));
         return activity;
     }
