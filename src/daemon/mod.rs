@@ -11,5 +11,6 @@ pub(crate) mod protocol;
 pub(crate) mod proxy;
 pub(crate) mod reader;
 pub(crate) mod shared;
+pub(crate) mod signals;
 pub(crate) mod supervisor;
 pub(crate) mod transport;

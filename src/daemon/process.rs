@@ -119,6 +119,7 @@ fn signal_set() -> libc::sigset_t {
             libc::SIGINT,
             libc::SIGHUP,
             libc::SIGUSR1,
+            libc::SIGUSR2,
             libc::SIGXCPU,
             libc::SIGWINCH,
         ] {
@@ -240,6 +241,7 @@ fn serve_process(
     let state = Arc::new(State::new(group.clone(), interp));
     crate::metrics::record::daemon_live(id, &def.name, def.threads);
     let workers = start_threads(&state)?;
+    let signals = super::signals::Dispatcher::start(&def.name);
     crate::telemetry::start(crate::telemetry::Identity {
         process_group: def.name.clone(),
         daemon: true,
@@ -249,7 +251,11 @@ fn serve_process(
     });
     // Ready: Apache's children now queue requests for this process.
     daemons.table.live(id, std::process::id() as i32);
-    let reason = supervise(&state, &set);
+    let reason = supervise(&state, &set, signals.as_ref());
+    if let Some(d) = signals {
+        // Bounded: a wedged callback must not eat the shutdown time.
+        d.stop(def.shutdown_timeout.min(Duration::from_secs(1)));
+    }
     if reason != Reason::Shutdown {
         // Recycling takes no more requests: queued ones wait for the replacement.
         daemons.table.live(id, 0);
@@ -281,6 +287,13 @@ fn serve_scripts(
     id: usize,
     main_cfg: &ServerConfig,
 ) -> Result<Reason, String> {
+    // As with mod_wsgi, the application's signals reach no callback here
+    // (nor end the process); a script may still install its own handlers.
+    // SAFETY: plain (process-wide) disposition changes, before Python starts.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+    }
     let interp = start_python(daemons, group, id, main_cfg)?;
     // SAFETY: the main server of this generation is live.
     let _ = interp;
@@ -460,7 +473,11 @@ fn start_python(
 }
 
 /// The main thread: waits for a reason to stop.
-fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
+fn supervise(
+    state: &State,
+    set: &libc::sigset_t,
+    signals: Option<&super::signals::Dispatcher>,
+) -> Reason {
     let def = &state.group.def;
     let tick = libc::timespec {
         tv_sec: 0,
@@ -470,8 +487,12 @@ fn supervise(state: &State, set: &libc::sigset_t) -> Reason {
         // SAFETY: waits for one of the blocked signals, or the timeout.
         let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &tick) };
         match sig {
-            libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGWINCH => {
-                return Reason::Shutdown
+            libc::SIGTERM | libc::SIGINT | libc::SIGWINCH => return Reason::Shutdown,
+            // The application's signals (mod_wsgi 6): for its callbacks.
+            libc::SIGHUP | libc::SIGUSR2 => {
+                if let Some(d) = signals {
+                    d.deliver(sig);
+                }
             }
             libc::SIGUSR1 => return Reason::GracefulSignal,
             libc::SIGXCPU => return Reason::CpuTimeLimit,

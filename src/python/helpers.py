@@ -346,6 +346,7 @@ def _shutdown(deadline):
 
 event_callbacks = []
 shutdown_callbacks = []
+signal_callbacks = []
 active_requests = {}
 
 
@@ -361,6 +362,24 @@ def subscribe_shutdown(callback):
     """Calls ``callback('process_stopping', shutdown_reason=...)`` when the
     process stops (also with WSGIDestroyInterpreter Off). Returns it."""
     shutdown_callbacks.append(callback)
+    return callback
+
+
+def subscribe_signals(callback):
+    """Calls ``callback('process_signal', signum=..., signame=...)`` when a
+    daemon process gets SIGHUP or SIGUSR2 (on a thread of its own). Outside
+    daemon processes, as with mod_wsgi 6, the callback is not registered and
+    the caller is logged. Returns it."""
+    if process_group:
+        signal_callbacks.append(callback)
+        return callback
+    import traceback
+    _rs_log_info('mod_wsgi.subscribe_signals() called outside daemon mode; '
+                 'the callback will not be invoked. Signal callbacks are only '
+                 'delivered in daemon mode processes.')
+    for entry in traceback.format_stack()[:-1]:
+        for line in entry.rstrip('\n').split('\n'):
+            _rs_log_info(line)
     return callback
 
 
@@ -390,6 +409,8 @@ def _publish(name, event):
     _call_callbacks(name, event_callbacks, event)
     if name == 'process_stopping':
         _call_callbacks(name, shutdown_callbacks, event)
+    elif name == 'process_signal':
+        _call_callbacks(name, signal_callbacks, event)
     return event
 
 
@@ -507,3 +528,7 @@ def _request_finished(request_id, request_data, environ, application_start, stat
 
 def _process_stopping(reason):
     _publish('process_stopping', {'shutdown_reason': reason})
+
+
+def _process_signal(signum, signame):
+    _publish('process_signal', {'signame': signame, 'signum': signum})

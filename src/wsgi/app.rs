@@ -53,7 +53,7 @@ impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
             SendError::NotStarted => Failure::Error(PyRuntimeError::new_err(
-                "the application returned a response without calling start_response()",
+                "start_response() must be called before response content is produced",
             )),
             SendError::ClientGone | SendError::Finished => Failure::ClientGone,
         }
@@ -354,7 +354,7 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
 
 fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!(
-        "sequence of byte string values expected, value of type {} found",
+        "response iterable must yield bytes, not {}",
         type_name(item)
     ))
 }

@@ -193,6 +193,18 @@ pub fn process_stopping(py: Python<'_>, objs: &InterpObjects, reason: &str) {
     publish(py, objs, "process_stopping", "_process_stopping", (reason,));
 }
 
+/// process_signal (a daemon process got SIGHUP or SIGUSR2), in one
+/// interpreter: to subscribe_events, then subscribe_signals callbacks.
+pub fn process_signal(py: Python<'_>, objs: &InterpObjects, signum: i32, signame: &str) {
+    publish(
+        py,
+        objs,
+        "process_signal",
+        "_process_signal",
+        (signum, signame),
+    );
+}
+
 /// mod_wsgi.request_data(): the dict of the request this thread serves.
 #[pyfunction]
 pub fn request_data<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -21,6 +21,7 @@ pub(crate) mod output;
 pub(crate) mod proxy_headers;
 pub(crate) mod recording;
 pub(crate) mod request_rec;
+pub(crate) mod response_checks;
 pub(crate) mod script;
 pub(crate) mod slow;
 pub(crate) mod start_response;

@@ -56,6 +56,11 @@ impl OutputState {
         self.headers_sent
     }
 
+    /// Whether the response has ended (the request is over).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
     /// The status code start_response() gave, if it was called.
     pub fn status_code(&self) -> Option<u16> {
         self.head.as_ref().map(|h| h.code)

@@ -4,10 +4,11 @@
 //! `output`.
 use super::exchange::Exchange;
 use super::output::{SendError, StartError};
+use super::response_checks as checks;
 use super::transport::ResponseHead;
 use super::writer;
-use crate::python::text::{latin1_bytes, type_name};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use crate::python::text::type_name;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::sync::Arc;
@@ -43,7 +44,7 @@ pub fn parse_status(status: &[u8]) -> Result<u16, String> {
 }
 
 /// RFC 9110 token characters.
-fn is_token(name: &[u8]) -> bool {
+pub fn is_token(name: &[u8]) -> bool {
     !name.is_empty()
         && name
             .iter()
@@ -83,51 +84,30 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<Option<u64>, String> {
 }
 
 /// The status and headers as Python gave them, checked.
-fn response_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<ResponseHead> {
-    let status = latin1_bytes(status, "status")?;
-    let code = parse_status(&status).map_err(PyValueError::new_err)?;
-    let list = headers.cast::<PyList>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "response headers must be a list, value of type {} found",
-            type_name(headers)
-        ))
-    })?;
-    let mut head = ResponseHead {
+fn response_head(
+    py: Python<'_>,
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyList>,
+) -> PyResult<ResponseHead> {
+    let (status, code) = checks::status(py, status)?;
+    let (headers, content_length) = checks::headers(py, headers)?;
+    Ok(ResponseHead {
         code,
         status,
-        headers: Vec::with_capacity(list.len()),
-        content_length: None,
-    };
-    for item in list.iter() {
-        let pair = item
-            .cast::<PyTuple>()
-            .ok()
-            .filter(|t| t.len() == 2)
-            .ok_or_else(|| {
-                PyTypeError::new_err(format!(
-                    "response header must be a (name, value) tuple, value of type {} found",
-                    type_name(&item)
-                ))
-            })?;
-        let name = latin1_bytes(&pair.get_item(0)?, "header name")?;
-        let value = latin1_bytes(&pair.get_item(1)?, "header value")?;
-        if let Some(cl) = check_header(&name, &value).map_err(PyValueError::new_err)? {
-            head.content_length = Some(cl);
-        }
-        head.headers.push((name, value));
-    }
-    Ok(head)
+        headers,
+        content_length,
+    })
 }
 
-/// The exception to re-raise for exc_info given after the headers went out.
-fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
-    match exc_info
-        .cast::<PyTuple>()
-        .ok()
-        .and_then(|t| t.get_item(1).ok())
-    {
-        Some(v) => PyErr::from_value(v),
-        None => PyTypeError::new_err("exc_info must be a (type, value, traceback) tuple"),
+/// The exception to re-raise for exc_info given after the headers went out
+/// (mod_wsgi unpacks it with PyArg_ParseTuple, hence that TypeError).
+fn reraise(exc_info: &Bound<'_, PyTuple>) -> PyErr {
+    match exc_info.get_item(1) {
+        Ok(v) if exc_info.len() == 3 => PyErr::from_value(v),
+        _ => PyTypeError::new_err(format!(
+            "function takes exactly 3 arguments ({} given)",
+            exc_info.len()
+        )),
     }
 }
 
@@ -152,33 +132,52 @@ fn start_response<'py>(
     exc_info: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let ex = Exchange::from_capsule(ctx)?;
+    // mod_wsgi 6.0.5's checks, in its order.
+    let list = headers.cast::<PyList>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "start_response() argument 2 must be list, not {}",
+            type_name(headers)
+        ))
+    })?;
     let exc_info = exc_info.filter(|e| !e.is_none());
-    if let Some(e) = exc_info {
-        if !e.cast::<PyTuple>().is_ok_and(|t| t.len() == 3) {
-            return Err(PyTypeError::new_err(format!(
-                "exc_info must be a (type, value, traceback) tuple, value of type {} found",
-                type_name(e)
-            )));
+    let exc_tuple = match exc_info {
+        None => None,
+        Some(e) => Some(e.cast::<PyTuple>().map_err(|_| {
+            PyRuntimeError::new_err(
+                "start_response() argument 'exc_info' must be a 3-tuple or None",
+            )
+        })?),
+    };
+    {
+        let inner = ex.lock_py(py);
+        if inner.output.ended() {
+            return Err(PyRuntimeError::new_err(
+                "start_response() called after request completed",
+            ));
         }
-        // PEP 3333: too late to change the response; re-raise the original error.
-        if ex.lock_py(py).output.headers_sent() {
-            return Err(reraise(e));
+        match exc_tuple {
+            // PEP 3333: too late to change the response; re-raise the original error.
+            Some(t) if inner.output.headers_sent() => return Err(reraise(t)),
+            None if inner.output.status_code().is_some() => return Err(second_call()),
+            _ => {}
         }
     }
-    let head = response_head(status, headers)?;
+    let head = response_head(py, status, list)?;
     let recorded = ex.lock_py(py).output.start(head, exc_info.is_some());
-    match recorded {
-        Ok(()) => {}
-        Err(StartError::TooLate) => return Err(reraise(exc_info.expect("TooLate needs exc_info"))),
-        Err(StartError::AlreadyStarted) => {
-            return Err(PyRuntimeError::new_err(
-                "start_response() was already called for this request: a second call must pass exc_info",
-            ))
-        }
+    match (recorded, exc_tuple) {
+        (Ok(()), _) => {}
+        (Err(StartError::TooLate), Some(t)) => return Err(reraise(t)),
+        (Err(_), _) => return Err(second_call()),
     }
     super::events::response_started(py, &ex, status, headers, exc_info);
     let objs = ex.interp.objects();
     objs.partial.bind(py).call1((objs.write.bind(py), ctx))
+}
+
+/// A second call without exc_info. mod_wsgi refuses it once output has
+/// started; here it is refused before that too (PEP 3333: a fatal error).
+fn second_call() -> PyErr {
+    PyRuntimeError::new_err("start_response() called more than once without exc_info")
 }
 
 /// Sends blocks. Where the transport can queue them, they are copied to the
@@ -229,15 +228,15 @@ fn write(py: Python<'_>, ctx: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyR
     let ex = Exchange::from_capsule(ctx)?;
     let bytes = data.cast::<PyBytes>().map_err(|_| {
         PyTypeError::new_err(format!(
-            "byte string value expected, value of type {} found",
+            "write() argument must be bytes, not {}",
             type_name(data)
         ))
     })?;
     send_blocks(py, &ex, &[bytes.as_bytes()]).map_err(|e| match e {
-        SendError::NotStarted => PyRuntimeError::new_err("write() called before start_response()"),
-        SendError::Finished => {
-            PyRuntimeError::new_err("write() called after the request has completed")
-        }
+        SendError::NotStarted => PyRuntimeError::new_err(
+            "start_response() must be called before response content is produced",
+        ),
+        SendError::Finished => PyRuntimeError::new_err("write() called after request completed"),
         SendError::ClientGone => {
             PyOSError::new_err("failed to write response data: client connection closed")
         }
