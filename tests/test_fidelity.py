@@ -40,7 +40,6 @@ REFUSED = {
                     "ordinal not in range(256)" % E,
     'name-latin1': "UnicodeEncodeError: 'latin-1' codec can't encode character '%s' in position 2: "
                    "ordinal not in range(256)" % E,
-    'content-length': "ValueError: invalid Content-Length header value: 'twelve'",
     'exc-info-str': "RuntimeError: start_response() argument 'exc_info' must be a 3-tuple or None",
 }
 
@@ -60,6 +59,12 @@ def test_second_call_after_output(server):
 def test_exc_info_not_a_triple_after_output(server):
     body = server.get('/f/exc-info-pair-after-output').body.decode()
     assert body == '[TypeError: function takes exactly 3 arguments (2 given)]'
+
+
+def test_bad_content_length_fails_when_output_starts(server):
+    assert server.get('/f/content-length').body == b"ValueError: invalid Content-Length header value: 'twelve'"
+    assert server.get('/f/content-length-returned').status == 500
+    assert server.wait_for_log("ValueError: invalid Content-Length header value: '-1'")
 
 
 def test_write_texts(server):

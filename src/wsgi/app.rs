@@ -41,6 +41,8 @@ enum Failure {
     /// Python raised (the app, its iterable, or our checks).
     Error(PyErr),
     ClientGone,
+    /// Output started with headers that fail then (a bad Content-Length).
+    InvalidHead,
 }
 
 impl From<PyErr> for Failure {
@@ -56,6 +58,7 @@ impl From<SendError> for Failure {
                 "start_response() must be called before response content is produced",
             )),
             SendError::ClientGone | SendError::Finished => Failure::ClientGone,
+            SendError::InvalidHead => Failure::InvalidHead,
         }
     }
 }
@@ -330,6 +333,10 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
         Failure::ClientGone => {
             ex.log_lines(py, Level::Info, &[&client_gone(&script)]);
             Ok(())
+        }
+        Failure::InvalidHead => {
+            let e = super::start_response::invalid_head(py, ex);
+            fail(py, ex, Failure::Error(e))
         }
         Failure::Error(e) => {
             log_exception(py, ex.interp, &script, &e, &[]);

@@ -11,6 +11,9 @@ pub enum SendError {
     /// The request is over; the Python objects outlived it.
     Finished,
     ClientGone,
+    /// start_response() was given a header that fails only when output
+    /// starts (mod_wsgi's Content-Length check); see `invalid_head`.
+    InvalidHead,
 }
 
 impl From<ClientGone> for SendError {
@@ -38,6 +41,8 @@ pub struct OutputState {
     /// Non-empty blocks handed to the transport (events' output_writes).
     writes: u64,
     ended: bool,
+    /// The error the recorded headers give when output starts.
+    invalid: Option<String>,
 }
 
 impl OutputState {
@@ -54,6 +59,16 @@ impl OutputState {
 
     pub fn headers_sent(&self) -> bool {
         self.headers_sent
+    }
+
+    /// Sets the error the recorded headers give when output starts.
+    pub fn set_invalid(&mut self, invalid: Option<String>) {
+        self.invalid = invalid;
+    }
+
+    /// The error the recorded headers give when output starts, if any.
+    pub fn invalid_head(&self) -> Option<&str> {
+        self.invalid.as_deref()
     }
 
     /// Whether the response has ended (the request is over).
@@ -109,6 +124,9 @@ impl OutputState {
         }
         if self.head.is_none() {
             return Err(SendError::NotStarted);
+        }
+        if self.invalid.is_some() {
+            return Err(SendError::InvalidHead);
         }
         Ok(())
     }

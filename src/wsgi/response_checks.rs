@@ -60,14 +60,17 @@ fn status_text(py: Python<'_>, b: &[u8]) -> String {
     format!("status code must be between 100 and 999: {r}")
 }
 
-/// Each (name, value) as Latin-1 bytes, checked; and the Content-Length.
+/// Each (name, value) as Latin-1 bytes, checked; the Content-Length; and
+/// the ValueError text of a bad Content-Length, which mod_wsgi raises only
+/// when output starts (the header is then left out).
 #[allow(clippy::type_complexity)]
 pub fn headers(
     py: Python<'_>,
     list: &Bound<'_, PyList>,
-) -> PyResult<(Vec<(Vec<u8>, Vec<u8>)>, Option<u64>)> {
+) -> PyResult<(Vec<(Vec<u8>, Vec<u8>)>, Option<u64>, Option<String>)> {
     let mut out = Vec::with_capacity(list.len());
     let mut content_length = None;
+    let mut invalid = None;
     for item in list.iter() {
         let pair = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -89,11 +92,20 @@ pub fn headers(
         match check_header(&name, &value) {
             Ok(Some(n)) => content_length = Some(n),
             Ok(None) => {}
-            Err(ours) => return Err(PyValueError::new_err(value_text(py, &name, &value, ours))),
+            Err(_) if is_bad_length(&name, &value) => {
+                invalid.get_or_insert_with(|| {
+                    format!(
+                        "invalid Content-Length header value: '{}'",
+                        String::from_utf8_lossy(&value)
+                    )
+                });
+                continue;
+            }
+            Err(ours) => return Err(PyValueError::new_err(value_text(py, &value, ours))),
         }
         out.push((name, value));
     }
-    Ok((out, content_length))
+    Ok((out, content_length, invalid))
 }
 
 fn name_text(py: Python<'_>, name: &[u8]) -> String {
@@ -112,17 +124,20 @@ fn name_text(py: Python<'_>, name: &[u8]) -> String {
     format!("invalid character in header name: {}", repr(py, name))
 }
 
-fn value_text(py: Python<'_>, name: &[u8], value: &[u8], ours: String) -> String {
-    if value.iter().any(|&c| c == b'\r' || c == b'\n') {
+fn has_crlf(value: &[u8]) -> bool {
+    value.iter().any(|&c| c == b'\r' || c == b'\n')
+}
+
+/// A Content-Length refused for its value (not for CR/LF in it).
+fn is_bad_length(name: &[u8], value: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") && !has_crlf(value)
+}
+
+fn value_text(py: Python<'_>, value: &[u8], ours: String) -> String {
+    if has_crlf(value) {
         return format!(
             "carriage return/line feed character in header value: {}",
             repr(py, value)
-        );
-    }
-    if name.eq_ignore_ascii_case(b"content-length") {
-        return format!(
-            "invalid Content-Length header value: '{}'",
-            String::from_utf8_lossy(value)
         );
     }
     ours

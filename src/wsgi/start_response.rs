@@ -8,7 +8,7 @@ use super::response_checks as checks;
 use super::transport::ResponseHead;
 use super::writer;
 use crate::python::text::type_name;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::sync::Arc;
@@ -83,20 +83,22 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<Option<u64>, String> {
     Ok(None)
 }
 
-/// The status and headers as Python gave them, checked.
+/// The status and headers as Python gave them, checked, and the error they
+/// give when output starts (as mod_wsgi, a bad Content-Length).
 fn response_head(
     py: Python<'_>,
     status: &Bound<'_, PyAny>,
     headers: &Bound<'_, PyList>,
-) -> PyResult<ResponseHead> {
+) -> PyResult<(ResponseHead, Option<String>)> {
     let (status, code) = checks::status(py, status)?;
-    let (headers, content_length) = checks::headers(py, headers)?;
-    Ok(ResponseHead {
+    let (headers, content_length, invalid) = checks::headers(py, headers)?;
+    let head = ResponseHead {
         code,
         status,
         headers,
         content_length,
-    })
+    };
+    Ok((head, invalid))
 }
 
 /// The exception to re-raise for exc_info given after the headers went out
@@ -162,8 +164,15 @@ fn start_response<'py>(
             _ => {}
         }
     }
-    let head = response_head(py, status, list)?;
-    let recorded = ex.lock_py(py).output.start(head, exc_info.is_some());
+    let (head, invalid) = response_head(py, status, list)?;
+    let recorded = {
+        let mut inner = ex.lock_py(py);
+        let recorded = inner.output.start(head, exc_info.is_some());
+        if recorded.is_ok() {
+            inner.output.set_invalid(invalid);
+        }
+        recorded
+    };
     match (recorded, exc_tuple) {
         (Ok(()), _) => {}
         (Err(StartError::TooLate), Some(t)) => return Err(reraise(t)),
@@ -218,6 +227,12 @@ pub fn send_blocks(py: Python<'_>, ex: &Arc<Exchange>, chunks: &[&[u8]]) -> Resu
     }
 }
 
+/// The ValueError of headers that fail when output starts.
+pub fn invalid_head(py: Python<'_>, ex: &Exchange) -> PyErr {
+    let inner = ex.lock_py(py);
+    PyValueError::new_err(inner.output.invalid_head().unwrap_or_default().to_string())
+}
+
 /// write(data): the imperative output API of PEP 3333.
 #[pyfunction]
 pub fn _rs_write(py: Python<'_>, ctx: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -237,6 +252,7 @@ fn write(py: Python<'_>, ctx: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyR
             "start_response() must be called before response content is produced",
         ),
         SendError::Finished => PyRuntimeError::new_err("write() called after request completed"),
+        SendError::InvalidHead => invalid_head(py, &ex),
         SendError::ClientGone => {
             PyOSError::new_err("failed to write response data: client connection closed")
         }

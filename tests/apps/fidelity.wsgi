@@ -29,7 +29,6 @@ BAD = {
     'value-crlf': ('200 OK', [('X-A', 'a\r\nX-Injected: yes')]),
     'value-latin1': ('200 OK', [('X-A', 'caf\u20ac')]),
     'name-latin1': ('200 OK', [('X-\u20ac', 'b')]),
-    'content-length': ('200 OK', [('Content-Length', 'twelve')]),
 }
 
 kept = {}
@@ -79,6 +78,18 @@ def application(environ, start_response):
         write(b'[')
         pair = (ValueError, ValueError('x'))
         return [(refused(lambda: start_response('500 Error', TEXT, pair)) + ']').encode()]
+    elif op == 'content-length':
+        # Accepted by start_response(); refused when output starts.
+        write = start_response('200 OK', [('Content-Length', 'twelve')])
+        try:
+            write(b'x')
+            body = 'accepted'
+        except ValueError as e:
+            start_response('200 OK', TEXT, sys.exc_info())
+            return [('%s: %s' % (type(e).__name__, e)).encode()]
+    elif op == 'content-length-returned':
+        start_response('200 OK', [('Content-Length', '-1')])
+        return [b'never']
     elif op == 'write-str':
         write = start_response('200 OK', TEXT)
         return [refused(lambda: write('text')).encode()]
