@@ -50,3 +50,32 @@ pub unsafe fn pstrdup(pool: *mut sys::apr_pool_t, s: &[u8]) -> *mut c_char {
     // SAFETY: apr_pstrmemdup copies `len` bytes and appends a NUL.
     unsafe { sys::apr_pstrmemdup(pool, s.as_ptr().cast(), s.len()) }
 }
+
+/// Splits a directive's or a Require line's raw arguments with Apache's own
+/// quoting rules (ap_getword_conf). An empty quoted argument (`""`) is an
+/// argument. NULL gives no words.
+///
+/// # Safety
+/// `pool` must be live; `args` NUL-terminated or NULL.
+pub unsafe fn conf_words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if args.is_null() {
+        return out;
+    }
+    let mut line = args;
+    // SAFETY: `line` walks a NUL-terminated string: ap_getword_conf advances
+    // it past one word and never beyond the NUL.
+    unsafe {
+        loop {
+            while (*line as u8).is_ascii_whitespace() {
+                line = line.add(1);
+            }
+            if *line == 0 {
+                break;
+            }
+            let w = sys::ap_getword_conf(pool, &mut line);
+            out.push(cbytes(w).unwrap_or(b"").to_vec());
+        }
+    }
+    out
+}

@@ -43,7 +43,7 @@ pub unsafe fn check(r: *mut sys::request_rec, require_args: *const c_char) -> St
         return sys::authz_status_AUTHZ_DENIED;
     };
     // SAFETY: r and its pool are live; require_args is NUL-terminated or NULL.
-    let wanted = unsafe { words((*r).pool, require_args) };
+    let wanted = unsafe { apache::conf_words((*r).pool, require_args) };
     let member = wanted
         .iter()
         .any(|w| groups.iter().any(|g| g.eq_ignore_ascii_case(w)));
@@ -89,31 +89,4 @@ fn read_groups(v: &Bound<'_, PyAny>, path: &str) -> PyResult<Verdict<Vec<Vec<u8>
         }
     }
     Ok(Ok(groups))
-}
-
-/// The Require line's words, with Apache's quoting rules.
-///
-/// # Safety
-/// `pool` must be live; `args` NUL-terminated or NULL.
-unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    if args.is_null() {
-        return out;
-    }
-    let mut line = args;
-    // SAFETY: `line` walks a NUL-terminated string: ap_getword_conf advances
-    // it past one word and never beyond the NUL.
-    unsafe {
-        loop {
-            while (*line as u8).is_ascii_whitespace() {
-                line = line.add(1);
-            }
-            if *line == 0 {
-                break;
-            }
-            let w = sys::ap_getword_conf(pool, &mut line);
-            out.push(apache::cbytes(w).unwrap_or(b"").to_vec());
-        }
-    }
-    out
 }

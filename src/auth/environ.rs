@@ -6,8 +6,7 @@ use super::request::RequestRef;
 use crate::apache::{self, sys};
 use crate::embedded::request::{request_line_uri, split_script_name};
 use crate::python::objects::InterpObjects;
-use crate::python::text::{str_from_fs, str_from_latin1};
-use crate::wsgi::head::{valid_header_name, Key, RequestHead, Target, Text, VarName};
+use crate::wsgi::head::{valid_header_name, Key, RequestHead, Target, Text};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
@@ -117,16 +116,7 @@ pub fn build<'py>(
     req: &Arc<RequestRef>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = PyDict::new(py);
-    for (name, value, text) in head.vars() {
-        let value = match text {
-            Text::Latin1 => str_from_latin1(py, value)?,
-            Text::Path => str_from_fs(py, value)?,
-        };
-        match name {
-            VarName::Known(k) => env.set_item(objs.key(py, k), value)?,
-            VarName::Other(n) => env.set_item(objs.other_key(py, n)?, value)?,
-        }
-    }
+    crate::wsgi::environ::add_variables(py, objs, head, &env)?;
     let base = objs.base_environ.bind(py);
     for key in ["apache.version", "mod_wsgi.version"] {
         if let Some(v) = base.get_item(key)? {

@@ -11,24 +11,11 @@ use std::ffi::{c_char, c_void, CString};
 /// Splits a directive's raw arguments with Apache's own quoting rules. An
 /// empty quoted argument (`""`) is an argument, as mod_wsgi takes it.
 pub(super) unsafe fn words(pool: *mut sys::apr_pool_t, args: *const c_char) -> Vec<String> {
-    let mut line = args;
-    let mut out = Vec::new();
-    // SAFETY: `line` walks a NUL-terminated string: ap_getword_conf advances
-    // it past one word and never beyond the NUL.
-    unsafe {
-        loop {
-            while (*line as u8).is_ascii_whitespace() {
-                line = line.add(1);
-            }
-            if *line == 0 {
-                break;
-            }
-            let w = sys::ap_getword_conf(pool, &mut line);
-            let b = apache::cbytes(w).unwrap_or(b"");
-            out.push(String::from_utf8_lossy(b).into_owned());
-        }
-    }
-    out
+    // SAFETY: the caller's contract is conf_words'.
+    unsafe { apache::conf_words(pool, args) }
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
 }
 
 pub(super) fn one<'a>(name: &str, w: &'a [String]) -> Result<&'a str, String> {

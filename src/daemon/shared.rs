@@ -137,30 +137,39 @@ pub struct Table {
 
 // SAFETY: the mapping lives as long as the Table and is only accessed
 // through atomics.
+/// A fresh anonymous shared mapping of `size` bytes, zeroed by the kernel,
+/// made before the processes that share it fork; never unmapped.
+pub fn map_shared_zeroed(size: usize) -> std::io::Result<*mut libc::c_void> {
+    // SAFETY: asks for a new mapping; no existing memory is touched.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(p)
+    }
+}
+
+// SAFETY: the table is a never-unmapped shared mapping whose entries are
+// only read and written through atomics, from any thread.
 unsafe impl Send for Table {}
+// SAFETY: as for Send.
 unsafe impl Sync for Table {}
 
 impl Table {
     pub fn new(len: usize) -> Result<Table, String> {
         let size = (len.max(1) * std::mem::size_of::<Entry>()).max(4096);
-        // SAFETY: a fresh anonymous shared mapping (zeroed by the kernel,
-        // which is a valid Entry: all atomics 0).
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(format!(
-                "Cannot map shared memory for the daemon processes: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        // Zeroed by the kernel, which is a valid Entry: all atomics 0.
+        let p = map_shared_zeroed(size)
+            .map_err(|e| format!("Cannot map shared memory for the daemon processes: {e}"))?;
         Ok(Table {
             entries: p.cast(),
             len,

@@ -146,24 +146,10 @@ impl Area {
     /// counting across graceful restarts).
     pub fn map() -> Result<&'static Area, String> {
         let size = std::mem::size_of::<Area>();
-        // SAFETY: a fresh anonymous shared mapping, zeroed by the kernel:
-        // every field of Area is an atomic, for which zero is valid.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(format!(
-                "Cannot map shared memory for the server metrics: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        // Zeroed by the kernel: every field of Area is an atomic, for
+        // which zero is valid.
+        let p = crate::daemon::shared::map_shared_zeroed(size)
+            .map_err(|e| format!("Cannot map shared memory for the server metrics: {e}"))?;
         // SAFETY: the mapping is never unmapped and is only used through atomics.
         let area = unsafe { &*(p as *const Area) };
         area.magic.store(MAGIC, Relaxed);

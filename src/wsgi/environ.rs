@@ -38,6 +38,18 @@ pub fn variables<'py>(
     head: &RequestHead,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = objs.base_environ.bind(py).copy()?;
+    add_variables(py, objs, head, &env)?;
+    Ok(env)
+}
+
+/// Sets the head's variables in `env`, in order (a later value replaces an
+/// earlier one of the same name).
+pub fn add_variables(
+    py: Python<'_>,
+    objs: &InterpObjects,
+    head: &RequestHead,
+    env: &Bound<'_, PyDict>,
+) -> PyResult<()> {
     for (name, value, text) in head.vars() {
         let value = match text {
             Text::Latin1 => str_from_latin1(py, value)?,
@@ -48,7 +60,7 @@ pub fn variables<'py>(
             VarName::Other(n) => env.set_item(objs.other_key(py, n)?, value)?,
         }
     }
-    Ok(env)
+    Ok(())
 }
 
 /// Builds the environ (the GIL is held; nothing here blocks).
