@@ -75,7 +75,7 @@ fn main() {
     let bindings = bg
         .allowlist_type("authn_status|authz_status|ap_filter_t|ap_filter_rec_t|request_rec|server_rec|conn_rec|cmd_parms|command_rec|apr_table_entry_t|apr_array_header_t|apr_finfo_t|ap_regmatch_t|ap_regex_t|apr_proc_t|unixd_config_rec|process_rec")
         .allowlist_function("wsgi_rs_.*")
-        .allowlist_function("ap_(rwrite|add_version_component|pass_brigade|get_brigade|save_brigade|get_conn_socket|set_content_type|set_content_length|setup_client_block|get_server_name_for_url|get_remote_host|get_server_port|get_server_banner|getword_conf|check_cmd_context|pregcomp|regexec|pregsub|mpm_query|document_root|context_prefix|context_document_root|run_http_scheme|allow_options|find_path_info|get_server_description|get_server_built|run_generate_log_id|show_mpm|state_query|runtime_dir_relative|server_root_relative|close_listeners|update_vhost_from_headers)")
+        .allowlist_function("ap_(rwrite|add_version_component|pass_brigade|get_brigade|save_brigade|get_conn_socket|set_content_type|set_content_length|setup_client_block|get_server_name_for_url|get_remote_host|get_server_port|get_server_banner|psignature|getword_conf|check_cmd_context|pregcomp|regexec|pregsub|mpm_query|document_root|context_prefix|context_document_root|run_http_scheme|allow_options|find_path_info|get_server_description|get_server_built|run_generate_log_id|show_mpm|state_query|runtime_dir_relative|server_root_relative|close_listeners|update_vhost_from_headers)")
         .allowlist_var("ap_unixd_config|ap_server_conf")
         .allowlist_function("ap_exists_scoreboard_image|ap_get_scoreboard_(worker_from_indexes|process|global)")
         .allowlist_type("worker_score|process_score|global_score")
