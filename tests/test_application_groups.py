@@ -88,9 +88,9 @@ def test_each_group_has_its_own_interpreter(groups):
     # The same script is a module in each interpreter, loaded once in each.
     assert ra2['loads'] == rb['loads'] == g2['loads'] == 1
     log = a.error_log()
-    assert ("Create interpreter '%s|/a'" % here) in log
-    assert ("Create interpreter '%s|/b'" % here) in log
-    assert "Create interpreter ''" not in log
+    assert ("Creating sub-interpreter '%s|/a' in " % here) in log
+    assert ("Creating sub-interpreter '%s|/b' in " % here) in log
+    assert "Creating sub-interpreter ''" not in log
 
 
 def test_expansions(groups):
@@ -176,11 +176,11 @@ WSGIScriptAlias /b %(s)s
     script.write_text(src.replace('VERSION = 1', 'VERSION = 2'))
     ra = c.get('/a')
     assert (ra['version'], ra['loads']) == (2, 2)
-    assert a.error_log().count('Reloading Python script file') == 1
+    assert a.error_log().count('Reloading WSGI script') == 1
     rb = c.get('/b')
     assert (rb['version'], rb['loads']) == (2, 2)
     assert c.get('/a')['loads'] == 2  # no second reload
-    assert a.error_log().count('Reloading Python script file') == 2
+    assert a.error_log().count('Reloading WSGI script') == 2
     c.close()
     a.stop()
 
@@ -308,7 +308,7 @@ WSGIScriptAlias /c @APPS@/hello.wsgi application-group=%{GLOBAL}
     assert a.children() == children, 'a child was replaced'
     after = rss_kb(children)
     assert after - before < 4096, 'RSS grew by %d kB over 100k requests' % (after - before)
-    assert a.error_log().count('Create interpreter') == 2
+    assert a.error_log().count('Creating sub-interpreter') == 2
 
 
 needs_own_gil = pytest.mark.skipif(
@@ -375,17 +375,17 @@ WSGIScriptAlias /pre @APPS@/groups.wsgi process-group=%(pg)s application-group=p
 WSGIImportScript @APPS@/atexit_groups.wsgi process-group=%(pg)s application-group=imported
 ''' % {'pg': pg}
     a = start_apache(conf, mpm='event', name='group-preload-' + mode)
-    assert a.wait_for_log("Create interpreter 'pre'")  # before any request
-    assert a.wait_for_log("Create interpreter 'imported'")
+    assert a.wait_for_log("Creating sub-interpreter 'pre' in ")  # before any request
+    assert a.wait_for_log("Creating sub-interpreter 'imported' in ")
     deadline = time.time() + 10  # each creation line comes before its load line
-    while time.time() < deadline and a.error_log().count('Loading Python script file') < 2:
+    while time.time() < deadline and a.error_log().count('Loading WSGI script') < 2:
         time.sleep(0.05)
-    assert a.error_log().count('Loading Python script file') == 2
+    assert a.error_log().count('Loading WSGI script') == 2
     c = Client(a)
     r = c.get('/pre')
     c.close()
     assert (r['environ_group'], r['loads']) == ('pre', 1)
-    assert a.error_log().count('Loading Python script file') == 2  # not loaded again
+    assert a.error_log().count('Loading WSGI script') == 2  # not loaded again
     time.sleep(1)  # see test_lifecycle.test_stop_is_prompt_and_runs_atexit
     a.stop()
     assert "atexit ran in group 'imported'" in a.error_log()

@@ -104,7 +104,8 @@ def test_exception_is_a_500_with_traceback_and_the_next_request_works(apache):
     assert apache.get('/basic', headers=basic('boom', 'x')).status == 500
     assert apache.wait_for_log('RuntimeError: auth script exploded for boom')
     log = log_since(apache, mark)
-    assert "Exception occurred processing WSGI script '%s/auth_user.wsgi'" % apache.apps in log
+    assert re.search(r"WSGI0174: \[script [^]]*\] RuntimeError exception raised processing WSGI script '%s' "
+                     r"for main interpreter in embedded mode\." % re.escape(apache.apps + '/auth_user.wsgi'), log), log
     assert 'Traceback (most recent call last):' in log
     assert served(apache.get('/basic', headers=basic('alice', 'secret')))['REMOTE_USER'] == 'alice'
 
@@ -287,7 +288,7 @@ def test_daemon_application_with_restricted_embedded_mode(start_apache, mpm):
     assert ran, a.error_log()[-3000:]
     auth_pid = int(ran[-1])
     assert auth_pid != e['pid'] and auth_pid in a.children()
-    assert "Create interpreter 'authgroup'" in a.error_log()
+    assert "Creating sub-interpreter 'authgroup' in embedded mode." in a.error_log()
     assert a.get('/daemon', headers=basic('alice', 'bad')).status == 401
     # Embedded applications stay refused.
     assert a.get('/embedded').status == 500
@@ -316,7 +317,7 @@ def test_auth_script_reloading(start_apache, reloading):
     if reloading == 'On':
         assert a.get('/r', headers=basic('u', 'two')).status == 200
         assert a.get('/r', headers=basic('u', 'one')).status == 401
-        assert a.wait_for_log("Reloading Python script file '%s'" % script)
+        assert a.wait_for_log("Reloading WSGI script '%s' into " % script)
     else:
         assert a.get('/r', headers=basic('u', 'one')).status == 200
         assert a.get('/r', headers=basic('u', 'two')).status == 401

@@ -217,9 +217,10 @@ def test_script_reloading(start_apache, reloading):
     expected = b'version two' if reloading == 'On' else b'version one'
     assert a.get('/app').body == expected
     log = a.error_log()
-    assert 'Initializing Python 3.' in log
-    assert log.count("Loading Python script file '%s'." % path) == 1  # logged at info, as mod_wsgi does
-    assert log.count("Reloading Python script file '%s'." % path) == (1 if reloading == 'On' else 0)
+    assert 'Initializing Python runtime in embedded mode.' in log
+    # Logged at info, in mod_wsgi 6's words.
+    assert log.count("Loading WSGI script '%s' into sub-interpreter " % path) == 1
+    assert log.count("Reloading WSGI script '%s' into sub-interpreter " % path) == (1 if reloading == 'On' else 0)
     a.stop()
 
 

@@ -118,6 +118,7 @@ def test_apache_children_start_python_only_for_embedded_requests(server):
     log = a.error_log()
     inits = [line for line in log.splitlines() if 'Initializing Python' in line]
     assert inits and all(str(c) not in line for c in children for line in inits), inits
+    assert not [line for line in inits if 'embedded mode' in line], inits
 
 
 @ROOT_ONLY

@@ -97,7 +97,7 @@ def test_reload_required_embedded(handler_server):
     assert e['loaded_after'] in (None, os.path.join(a.apps, 'handler_res', 'reload.txt'))
     if a.mpm == 'event':  # one child: the module was loaded already
         assert e['loaded_after'] == os.path.join(a.apps, 'handler_res', 'reload.txt')
-        assert "Reloading Python script file '%s'" % os.path.join(a.apps, 'handler.py') in a.error_log()
+        assert "Reloading WSGI script '%s' into " % os.path.join(a.apps, 'handler.py') in a.error_log()
         # reload_required False keeps the module.
         assert get_json(a, '/res/page.txt')['loaded_after'] == e['loaded_after']
 
@@ -208,7 +208,7 @@ def test_dispatch_script_reloading_and_request_rec(start_apache):
     st = os.stat(script)
     os.utime(script, (st.st_atime, st.st_mtime + 5))
     assert get_json(a, '/dispatch/x')['callable'] == 'other'  # the changed script
-    a.wait_for_log("Reloading Python script file '%s'" % script)
+    a.wait_for_log("Reloading WSGI script '%s' into " % script)
 
 
 def test_dispatch_exception_is_500_with_traceback(dispatch_server):
@@ -217,7 +217,7 @@ def test_dispatch_exception_is_500_with_traceback(dispatch_server):
     assert r.status == 500
     a.wait_for_log('dispatch failed on purpose')
     log = a.error_log()
-    assert "Exception occurred processing WSGI script '%s'" % os.path.join(a.apps, 'dispatch.py') in log
+    assert "exception raised processing WSGI script '%s' for " % os.path.join(a.apps, 'dispatch.py') in log
     assert 'Traceback' in log
 
 

@@ -238,11 +238,18 @@ def test_python_that_cannot_initialise_gives_500_per_request(start_apache, publi
     assert a.get('/apps/static.txt').body == b'static\n'  # the rest of the server works
     log = a.error_log()
     request_lines = [l for l in log.splitlines() if '[wsgi_rs:' in l and '[client ' in l]
-    assert len(request_lines) == len(paths), '\n'.join(request_lines)  # exactly one line per request
+    # Two lines per request: mod_wsgi 6's and ours with the reason.
+    assert len(request_lines) == 2 * len(paths), '\n'.join(request_lines)
     for script in ('hello', 'env'):
         n = sum(1 for p in paths if p.startswith('/' + script))
-        line = "Cannot serve WSGI script '%s/%s.wsgi': Python could not be initialised: " % (a.apps, script)
+        f = '%s/%s.wsgi' % (a.apps, script)
+        line = ("[script %s] WSGI0210: Embedded mode of mod_wsgi cannot be used as Python was not "
+                "initialised in this process." % f)
+        assert sum(1 for l in request_lines if l.endswith(line)) == n, '\n'.join(request_lines)
+        line = "Cannot serve WSGI script '%s': Python could not be initialised: " % f
         assert sum(1 for l in request_lines if line in l) == n, '\n'.join(request_lines)
+    assert 'WSGI0001: Python initialisation failed in Apache child process; Python based handlers ' \
+        'will not be available.' in log
     assert_no_crash(a)
     assert set(children) <= set(a.children())  # no child died
     a.stop()

@@ -108,7 +108,7 @@ def test_failing_callback_is_logged_and_request_succeeds(server):
     a, c = server
     r = c.json('/main/cbraise')
     assert r['same'] and r['active']
-    assert a.wait_for_log("RuntimeError exception raised by event callback for 'request_started'.")
+    assert a.wait_for_log("WSGI0112: RuntimeError exception raised by event callback for 'request_started'.")
     log = a.error_log()
     assert 'RuntimeError: event callback failed on purpose' in log
     assert 'Traceback (most recent call last):' in log

@@ -82,8 +82,8 @@ def test_chunked_body_refused_with_411_by_default(apache):
     out = apache.raw(b'POST /input/read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n'
                      b'Connection: close\r\n\r\n' + chunked([b'abc']))
     assert out.startswith(b'HTTP/1.1 411')
-    assert apache.wait_for_log('chunked transfer encoding, but optional support for chunked transfer '
-                               'encoding has not been enabled')
+    assert apache.wait_for_log('WSGI0139: Request requires chunked transfer encoding, but support for chunked '
+                               'transfer encoding has not been enabled.')
 
 
 def test_client_disconnect_mid_body_raises_oserror(apache):

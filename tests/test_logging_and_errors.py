@@ -31,14 +31,14 @@ def test_script_that_fails_to_import(apache):
     for _ in range(2):  # retried on the next request, same result
         assert apache.get('/broken').status == 500
     log = apache.error_log()
-    assert "Failed to exec Python script file '%s/broken_import.wsgi'." % apache.apps in log
+    assert "WSGI0109: Unable to execute Python script file '%s/broken_import.wsgi'." % apache.apps in log
     assert 'ImportError: this script cannot be imported' in log
     assert apache.get('/hello').status == 200
 
 
 def test_script_without_the_callable(apache):
     assert apache.get('/nocallable').status == 404  # as mod_wsgi answers
-    assert apache.wait_for_log("Target WSGI script '%s/no_callable.wsgi' does not contain WSGI application "
+    assert apache.wait_for_log("WSGI0089: Target WSGI script '%s/no_callable.wsgi' does not contain WSGI application "
                                "'application'." % apache.apps)
 
 

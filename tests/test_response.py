@@ -107,7 +107,7 @@ def test_app_exception_gives_500_and_traceback(apache):
     r = apache.get('/r/raise')
     assert r.status == 500
     log = apache.error_log()
-    assert "Exception occurred processing WSGI script '%s/response.wsgi'." % apache.apps in log
+    assert "RuntimeError exception raised processing WSGI script '%s/response.wsgi' for " % apache.apps in log
     assert 'Traceback (most recent call last):' in log
     assert 'RuntimeError: the application failed on purpose' in log
     assert apache.get('/r/list').status == 200

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::wsgi::transport::Level;
 
-pub use sys::{APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_WARNING as WARNING};
+pub use sys::{APLOG_CRIT as CRIT, APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_WARNING as WARNING};
 
 /// Apache's level for a core log level.
 pub fn level(level: Level) -> i32 {

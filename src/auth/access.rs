@@ -39,13 +39,13 @@ pub unsafe fn check(r: *mut sys::request_rec) -> i32 {
         script,
         function: "allow_access",
         missing: format!(
-            "Target WSGI host access script '{}' does not provide 'allow_access' callable.",
+            "WSGI0056: Target WSGI host access script '{}' does not provide 'allow_access' callable.",
             script.path
         ),
         args: &[host],
     };
     let refused = format!(
-        "Result returned from 'allow_access' in '{}' must be a boolean or None.",
+        "WSGI0055: Result returned from 'allow_access' in '{}' must be a boolean or None.",
         script.path
     );
     // SAFETY: r is the live request of this hook.
@@ -66,7 +66,13 @@ pub unsafe fn check(r: *mut sys::request_rec) -> i32 {
         Allow::No => {
             // SAFETY: r is live.
             unsafe {
-                let msg = format!("Client denied by server configuration: '{}'.", target(r));
+                let msg = super::tagged(
+                    r,
+                    &format!(
+                        "WSGI0057: Client denied by server configuration: '{}'.",
+                        target(r)
+                    ),
+                );
                 log::rerror(r, log::ERR, &msg);
             }
             sys::HTTP_FORBIDDEN

@@ -22,10 +22,11 @@ enum Password {
     Renamed(Vec<u8>),
 }
 
-fn no_script() -> Status {
+/// No WSGIAuthUserScript: `id` is WSGI0041 (Basic) or WSGI0044 (Digest).
+fn no_script(id: &str) -> Status {
     log::server(
         Level::Error,
-        "Location of WSGI user authentication script not provided.",
+        &format!("{id}: Location of WSGI user authentication script not provided."),
     );
     sys::authn_status_AUTH_GENERAL_ERROR
 }
@@ -41,7 +42,7 @@ pub unsafe fn check_password(
 ) -> Status {
     // SAFETY: r is live (caller).
     let Some(script) = unsafe { dir_config(r) }.auth.user.as_ref() else {
-        return no_script();
+        return no_script("WSGI0041");
     };
     // SAFETY: NUL-terminated strings from mod_auth_basic (or NULL).
     let (user, password) = unsafe { (apache::cbytes(user), apache::cbytes(password)) };
@@ -49,7 +50,7 @@ pub unsafe fn check_password(
         script,
         function: "check_password",
         missing: format!(
-            "Target WSGI user authentication script '{}' does not provide 'Basic' auth provider.",
+            "WSGI0043: Target WSGI user authentication script '{}' does not provide 'Basic' auth provider.",
             script.path
         ),
         args: &[Some(user.unwrap_or(b"")), Some(password.unwrap_or(b""))],
@@ -84,7 +85,9 @@ fn read_password(v: &Bound<'_, PyAny>) -> PyResult<Verdict<Password>> {
         // UTF-8, as mod_wsgi encodes the new name.
         let name = s.to_str()?.as_bytes().to_vec();
         return Ok(match name {
-            n if n.is_empty() => Err("Basic auth provider returned empty user name string.".into()),
+            n if n.is_empty() => {
+                Err("WSGI0176: Basic auth provider returned empty user name string.".into())
+            }
             n if n.contains(&0) => {
                 Err("Basic auth provider returned a user name with a NUL character.".into())
             }
@@ -92,7 +95,8 @@ fn read_password(v: &Bound<'_, PyAny>) -> PyResult<Verdict<Password>> {
         });
     }
     Ok(Err(
-        "Basic auth provider must return True, False, None or user name as string.".into(),
+        "WSGI0177: Basic auth provider must return True, False, None or user name as string."
+            .into(),
     ))
 }
 
@@ -115,7 +119,7 @@ pub unsafe fn get_realm_hash(
 ) -> Status {
     // SAFETY: r is live (caller).
     let Some(script) = unsafe { dir_config(r) }.auth.user.as_ref() else {
-        return no_script();
+        return no_script("WSGI0044");
     };
     // SAFETY: NUL-terminated strings from mod_auth_digest (or NULL).
     let (user, realm) = unsafe { (apache::cbytes(user), apache::cbytes(realm)) };
@@ -123,7 +127,7 @@ pub unsafe fn get_realm_hash(
         script,
         function: "get_realm_hash",
         missing: format!(
-            "Target WSGI user authentication script '{}' does not provide 'Digest' auth provider.",
+            "WSGI0046: Target WSGI user authentication script '{}' does not provide 'Digest' auth provider.",
             script.path
         ),
         args: &[Some(user.unwrap_or(b"")), Some(realm.unwrap_or(b""))],
@@ -151,11 +155,13 @@ fn read_hash(v: &Bound<'_, PyAny>) -> PyResult<Verdict<RealmHash>> {
         crate::python::text::latin1_bytes(v, "realm hash")?
     } else {
         return Ok(Err(
-            "Digest auth provider must return None or string object.".into(),
+            "WSGI0179: Digest auth provider must return None or string object.".into(),
         ));
     };
     Ok(match hash {
-        h if h.is_empty() => Err("Digest auth provider returned empty realm hash.".into()),
+        h if h.is_empty() => {
+            Err("WSGI0178: Digest auth provider returned empty realm hash.".into())
+        }
         h if h.contains(&0) => {
             Err("Digest auth provider returned a realm hash with a NUL character.".into())
         }

@@ -25,7 +25,7 @@ pub unsafe fn check(r: *mut sys::request_rec, require_args: *const c_char) -> St
     let Some(script) = unsafe { dir_config(r) }.auth.group.as_ref() else {
         log::server(
             Level::Error,
-            "Location of WSGI group authorization script not provided.",
+            "WSGI0058: Location of WSGI group authorization script not provided.",
         );
         return sys::authz_status_AUTHZ_DENIED;
     };
@@ -34,7 +34,7 @@ pub unsafe fn check(r: *mut sys::request_rec, require_args: *const c_char) -> St
         script,
         function: "groups_for_user",
         missing: format!(
-            "Target WSGI group authentication script '{path}' does not provide 'groups_for_user' callable."
+            "WSGI0052: Target WSGI group authentication script '{path}' does not provide 'groups_for_user' callable."
         ),
         args: &[Some(name)],
     };
@@ -50,17 +50,20 @@ pub unsafe fn check(r: *mut sys::request_rec, require_args: *const c_char) -> St
     if member {
         return sys::authz_status_AUTHZ_GRANTED;
     }
-    let why = if groups.is_empty() {
-        "User is not a member of any groups."
+    let (id, why) = if groups.is_empty() {
+        ("WSGI0059", "User is not a member of any groups.")
     } else {
-        "User is not a member of designated groups."
+        ("WSGI0060", "User is not a member of designated groups.")
     };
     // SAFETY: r is live.
     unsafe {
         let uri = apache::cstring_lossy((*r).uri).unwrap_or_default();
-        let msg = format!(
-            "Authorization of user '{}' to access '{uri}' failed. {why}",
-            String::from_utf8_lossy(name)
+        let msg = super::tagged(
+            r,
+            &format!(
+                "{id}: Authorization of user '{}' to access '{uri}' failed. {why}",
+                String::from_utf8_lossy(name)
+            ),
         );
         log::rerror(r, log::ERR, &msg);
     }
@@ -70,7 +73,7 @@ pub unsafe fn check(r: *mut sys::request_rec, require_args: *const c_char) -> St
 /// The groups: each item a str (Latin-1) or bytes.
 fn read_groups(v: &Bound<'_, PyAny>, path: &str) -> PyResult<Verdict<Vec<Vec<u8>>>> {
     let Ok(items) = v.try_iter() else {
-        return Ok(Err(format!("Result returned from 'groups_for_user' in '{path}' is not iterable; expected an iterable sequence of byte strings.")));
+        return Ok(Err(format!("WSGI0051: Result returned from 'groups_for_user' in '{path}' is not iterable; expected an iterable sequence of byte strings.")));
     };
     let mut groups = Vec::new();
     for item in items {
@@ -80,11 +83,11 @@ fn read_groups(v: &Bound<'_, PyAny>, path: &str) -> PyResult<Verdict<Vec<Vec<u8>
         } else if item.is_instance_of::<PyString>() {
             match crate::python::text::latin1_bytes(&item, "group") {
                 Ok(b) => groups.push(b),
-                Err(_) => return Ok(Err(format!("Item returned from 'groups_for_user' in '{path}' is a string containing characters that cannot be encoded as latin-1; expected a byte string."))),
+                Err(_) => return Ok(Err(format!("WSGI0049: Item returned from 'groups_for_user' in '{path}' is a string containing characters that cannot be encoded as latin-1; expected a byte string."))),
             }
         } else {
             return Ok(Err(format!(
-                "Item returned from 'groups_for_user' in '{path}' is not a byte string."
+                "WSGI0050: Item returned from 'groups_for_user' in '{path}' is not a byte string."
             )));
         }
     }

@@ -21,6 +21,7 @@ pub(crate) mod ssl;
 
 use crate::apache::{self, log, sys};
 use crate::config::{AuthScript, DirConfig, GroupFacts, ServerConfig};
+use crate::python::context;
 use crate::python::logging;
 use crate::wsgi::app::log_exception;
 use crate::wsgi::exchange::Exchange;
@@ -66,22 +67,40 @@ pub unsafe fn run<T>(
     read: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> PyResult<Verdict<T>>,
 ) -> Option<T> {
     // SAFETY: r is live (caller).
-    let (group, reload, head) = unsafe {
+    let (group, reload, head, request_file) = unsafe {
         (
             application_group(r, call.script),
             dir_config(r).script_reloading(),
             environ::head(r),
+            request_file(r),
         )
     };
     let interp = match crate::embedded::child::embedded_interp(&group) {
         Ok(i) => i,
         Err(why) => {
-            let msg = format!(
+            // mod_wsgi 6's line, then ours with the reason.
+            let interp = context::interp_name(&group);
+            let msg = match call.function {
+                "check_password" => {
+                    format!("WSGI0042: Unable to acquire {interp} for user authentication hook.")
+                }
+                "get_realm_hash" => {
+                    format!("WSGI0045: Unable to acquire {interp} for user authentication hook.")
+                }
+                "groups_for_user" => {
+                    format!("WSGI0048: Unable to acquire {interp} for group authentication hook.")
+                }
+                _ => format!("WSGI0054: Unable to acquire {interp} for host access hook."),
+            };
+            let detail = format!(
                 "Unable to acquire the interpreter of application group '{group}' for auth script '{}': {why}",
                 call.script.path
             );
             // SAFETY: r is live.
-            unsafe { log::rerror(r, log::ERR, &msg) };
+            unsafe {
+                log::rerror(r, log::ERR, &tagged(r, &msg));
+                log::rerror(r, log::ERR, &detail);
+            }
             return None;
         }
     };
@@ -100,6 +119,7 @@ pub unsafe fn run<T>(
                 req: &req,
                 head: &head,
                 group: &group,
+                request_file: request_file.as_deref(),
                 mtime,
                 reload,
             };
@@ -119,6 +139,8 @@ struct Script<'a> {
     req: &'a Arc<RequestRef>,
     head: &'a RequestHead,
     group: &'a str,
+    /// r->filename, which mod_wsgi 6 tags its lines with.
+    request_file: Option<&'a str>,
     mtime: i64,
     reload: bool,
 }
@@ -132,23 +154,24 @@ impl Script<'_> {
         let path = &self.call.script.path;
         let interp = self.ex.interp;
         let objs = interp.objects();
-        let module = match crate::wsgi::script::module(py, objs, path, self.mtime, self.reload) {
+        let rf = self.request_file;
+        let tag = context::script_tag(rf);
+        let module = match crate::wsgi::script::module(py, interp, path, self.mtime, self.reload) {
             Ok(m) => m,
             Err(e) => {
-                let first = format!("Failed to exec Python script file '{path}'.");
-                log_exception(py, interp, path, &e, &[first]);
+                e.log(py, interp, rf, path);
                 return None;
             }
         };
         let function = match module.getattr_opt(self.call.function) {
             Ok(Some(f)) => f,
             Ok(None) => {
-                self.ex
-                    .log_lines(py, Level::Error, &[self.call.missing.as_str()]);
+                let line = format!("{tag}{}", self.call.missing);
+                self.ex.log_lines(py, Level::Error, &[&line]);
                 return None;
             }
             Err(e) => {
-                log_exception(py, interp, path, &e, &[]);
+                log_exception(py, interp, rf, path, &e, &[]);
                 return None;
             }
         };
@@ -159,7 +182,7 @@ impl Script<'_> {
         {
             Ok(e) => e,
             Err(e) => {
-                log_exception(py, interp, path, &e, &[]);
+                log_exception(py, interp, rf, path, &e, &[]);
                 return None;
             }
         };
@@ -177,20 +200,40 @@ impl Script<'_> {
         let out = match called() {
             Ok(Ok(v)) => Some(v),
             Ok(Err(msg)) => {
-                self.ex.log_lines(py, Level::Error, &[msg.as_str()]);
+                self.ex
+                    .log_lines(py, Level::Error, &[&format!("{tag}{msg}")]);
                 None
             }
             Err(e) => {
-                log_exception(py, interp, path, &e, &[]);
+                log_exception(py, interp, rf, path, &e, &[]);
                 None
             }
         };
         // What the script left unterminated in wsgi.errors goes out now.
         if let Err(e) = errors.call_method0("flush") {
-            log_exception(py, interp, path, &e, &[]);
+            log_exception(py, interp, rf, path, &e, &[]);
         }
         out
     }
+}
+
+/// r->filename, when set.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn request_file(r: *mut sys::request_rec) -> Option<String> {
+    // SAFETY: r is live (caller); filename is NULL or NUL-terminated.
+    unsafe { apache::cstring_lossy((*r).filename) }
+}
+
+/// mod_wsgi 6's "[script f] " tag for a line logged against request `r`.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn tagged(r: *mut sys::request_rec, msg: &str) -> String {
+    // SAFETY: r is live (caller).
+    let file = unsafe { request_file(r) };
+    format!("{}{msg}", context::script_tag(file.as_deref()))
 }
 
 /// The interpreter a script runs in: application-group= expanded for

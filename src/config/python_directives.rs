@@ -142,14 +142,14 @@ fn scoped_directive(
         "WSGIPerInterpreterGIL" => {
             let on = flag()?;
             if on && built_version() < (3, 12) {
-                warn(&format!("WSGIPerInterpreterGIL On has no effect: a per-interpreter GIL needs Python 3.12 or later, and this module was built for Python {}.", env!("WSGI_RS_PY_VERSION")));
+                warn("WSGI0198: WSGIPerInterpreterGIL requires Python 3.12 or later; directive has no effect on this build.");
             }
             layer.per_interpreter_gil = Some(on);
         }
         "WSGIFreeThreading" => {
             let on = flag()?;
             if app_group.is_some() {
-                warn("WSGIFreeThreading inside <WSGIInterpreterOptions> with application-group= is ignored: free threading is a process-wide setting and cannot be scoped per application group.");
+                warn("WSGI0201: WSGIFreeThreading inside <WSGIInterpreterOptions> with application-group= set is ignored: free-threading is a process-wide setting and cannot be scoped per application group.");
                 return Ok(());
             }
             if on && !cfg!(Py_GIL_DISABLED) {

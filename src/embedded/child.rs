@@ -121,11 +121,7 @@ unsafe fn start_python(s: *mut sys::server_rec) {
         log::error(
             s,
             log::INFO,
-            &format!(
-                "mod_wsgi_rs (pid={}): Initializing Python {}.",
-                std::process::id(),
-                env!("WSGI_RS_PY_VERSION")
-            ),
+            "Initializing Python runtime in embedded mode.",
         )
     };
     let info = server_info();
@@ -141,8 +137,15 @@ unsafe fn start_python(s: *mut sys::server_rec) {
             crate::telemetry::start(identity);
             preload(s, "")
         }
-        // SAFETY: s is live.
-        Err(e) => unsafe { log::error(s, log::ERR, &format!("mod_wsgi_rs: {e}")) },
+        // Our reason, then mod_wsgi 6's line. SAFETY: s is live.
+        Err(e) => unsafe {
+            log::error(s, log::ERR, &format!("mod_wsgi_rs: {e}"));
+            log::error(
+                s,
+                log::CRIT,
+                "WSGI0001: Python initialisation failed in Apache child process; Python based handlers will not be available.",
+            );
+        },
     }
 }
 
@@ -203,10 +206,8 @@ fn load_script(group: &str, path: &str) {
     };
     let mtime = mtime_of(path);
     interp.run(|py| {
-        let objects = interp.objects();
-        if let Err(e) = crate::wsgi::script::module(py, objects, path, mtime, true) {
-            let first = format!("Failed to exec Python script file '{path}'.");
-            crate::wsgi::app::log_exception(py, interp, path, &e, &[first]);
+        if let Err(e) = crate::wsgi::script::module(py, interp, path, mtime, true) {
+            e.log(py, interp, None, path);
         }
     });
 }

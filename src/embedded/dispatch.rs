@@ -23,7 +23,7 @@ pub struct Choice {
     pub callable_object: Option<String>,
 }
 
-/// Runs the hooks for the request `head` describes. Err: the reason to log
+/// Runs the hooks for the request `head` describes. Err: the lines to log
 /// (Python errors are logged with their traceback already) and answer 500.
 pub fn run(
     d: &DispatchScript,
@@ -32,10 +32,11 @@ pub fn run(
     reloading: bool,
 ) -> Result<Choice, String> {
     let interp = embedded_interp(group).map_err(|why| {
-        let spec = d.application_group.as_ref().unwrap_or(&GroupSpec::Global);
+        // mod_wsgi 6's line, then ours with the reason.
         format!(
-            "Unable to acquire interpreter '{}' for dispatch script '{}': {why}",
-            spec.describe(),
+            "[script {}] WSGI0086: Unable to acquire {} for dispatch hook.\nDispatch script '{}': {why}",
+            head.target.request_file(),
+            crate::python::context::interp_name(group),
             d.path
         )
     })?;
@@ -75,23 +76,25 @@ fn call_hooks(
     head: &RequestHead,
     reloading: bool,
 ) -> Result<[Option<String>; 3], String> {
-    let failed = |e: PyErr, first: &[String]| {
-        app::log_exception(py, interp, &d.path, &e, first);
-        format!("Dispatch script '{}' failed.", d.path)
+    let rf = Some(head.target.request_file());
+    let failed_msg = || format!("Dispatch script '{}' failed.", d.path);
+    let failed = |e: PyErr| {
+        app::log_exception(py, interp, rf, &d.path, &e, &[]);
+        failed_msg()
     };
-    let objs = interp.objects();
-    let module = script::module(py, objs, &d.path, mtime_of(&d.path), reloading).map_err(|e| {
-        let first = format!("Failed to exec Python script file '{}'.", d.path);
-        failed(e, &[first])
-    })?;
-    let env = dispatch_environ(py, interp, head).map_err(|e| failed(e, &[]))?;
+    let module =
+        script::module(py, interp, &d.path, mtime_of(&d.path), reloading).map_err(|e| {
+            e.log(py, interp, rf, &d.path);
+            failed_msg()
+        })?;
+    let env = dispatch_environ(py, interp, head).map_err(failed)?;
     let mut out: [Option<String>; 3] = Default::default();
     for (slot, (hook, what)) in out.iter_mut().zip([
         ("process_group", "process group"),
         ("application_group", "application group"),
         ("callable_object", "callable object"),
     ]) {
-        *slot = call_hook(&module, &env, hook, what).map_err(|e| failed(e, &[]))?;
+        *slot = call_hook(&module, &env, hook, what).map_err(failed)?;
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@ use super::routing;
 use super::transport::ApacheTransport;
 use crate::apache::{self, log, sys, table};
 use crate::config::{DirConfig, GroupFacts, GroupSpec, MapHead, ServerConfig};
+use crate::python::context;
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
 use crate::wsgi::head::Target;
@@ -85,9 +86,10 @@ pub unsafe fn translate(r: *mut sys::request_rec) -> i32 {
 /// the PATH_INFO check applies, as in mod_wsgi: the resource need not
 /// exist. Err is the handler's status.
 unsafe fn check_target(r: *mut sys::request_rec, filename: &str, handler: bool) -> Result<(), i32> {
-    let refuse = |level, msg: String, status| {
+    // mod_wsgi 6's lines: "[script <r->filename>] WSGI0134: ...".
+    let refuse = |msg: &str, status| {
         // SAFETY: r is live.
-        unsafe { log::rerror(r, level, &msg) };
+        unsafe { log::rerror(r, log::ERR, &format!("[script {filename}] {msg}")) };
         Err(status)
     };
     // SAFETY: r and its notes, finfo and path_info are live.
@@ -95,45 +97,58 @@ unsafe fn check_target(r: *mut sys::request_rec, filename: &str, handler: bool) 
         let aliased = table::get((*r).notes, NOTE_ALIASED) == Some(b"wsgi-script");
         if !handler && !aliased && (sys::ap_allow_options(r) & sys::OPT_EXECCGI) == 0 {
             return refuse(
-                log::ERR,
-                format!("Options ExecCGI is off in this directory: {filename}"),
+                "WSGI0134: Options ExecCGI is off in this directory.",
                 sys::HTTP_FORBIDDEN,
             );
         }
         match (*r).finfo.filetype {
             _ if handler => {}
             t if t == sys::apr_filetype_e_APR_NOFILE => {
-                let msg = format!("Target WSGI script not found or unable to stat: {filename}");
-                return refuse(log::ERR, msg, sys::HTTP_NOT_FOUND);
+                let msg = "WSGI0135: Target WSGI script not found or unable to stat.";
+                return refuse(msg, sys::HTTP_NOT_FOUND);
             }
             t if t == sys::apr_filetype_e_APR_DIR => {
-                let msg = format!("Attempt to invoke directory as WSGI application: {filename}");
-                return refuse(log::ERR, msg, sys::HTTP_FORBIDDEN);
+                let msg = "WSGI0136: Attempt to invoke directory as WSGI application.";
+                return refuse(msg, sys::HTTP_FORBIDDEN);
             }
             _ => {}
         }
         let path_info = apache::cbytes((*r).path_info).unwrap_or(b"");
         if !path_info.is_empty() && (*r).used_path_info == sys::AP_REQ_REJECT_PATH_INFO {
-            let msg = format!("AcceptPathInfo off disallows user's path: {filename}");
-            return refuse(log::INFO, msg, sys::HTTP_NOT_FOUND);
+            let msg = "WSGI0137: AcceptPathInfo off disallows user's path.";
+            return refuse(msg, sys::HTTP_NOT_FOUND);
         }
     }
     Ok(())
 }
 
-/// Chunked request bodies need WSGIChunkedRequest On (411 otherwise); then
-/// the body is set up for reading.
+/// Request bodies: Transfer-Encoding may only be chunked (501), chunked
+/// bodies need WSGIChunkedRequest On (411) and no Content-Length (400);
+/// then the body is set up for reading. The checks, their order and their
+/// lines are mod_wsgi 6's.
 unsafe fn setup_body(r: *mut sys::request_rec, dir: &DirConfig, filename: &str) -> Result<(), i32> {
+    let refuse = |msg: &str, status| {
+        // SAFETY: r is live.
+        unsafe { log::rerror(r, log::ERR, &format!("[script {filename}] {msg}")) };
+        Err(status)
+    };
     // SAFETY: r and its headers are live.
     unsafe {
         if let Some(te) = table::get((*r).headers_in, c"Transfer-Encoding") {
-            if !dir.chunked_request() && te.eq_ignore_ascii_case(b"chunked") {
-                log::rerror(
-                    r,
-                    log::ERR,
-                    &format!("Received request requiring chunked transfer encoding, but optional support for chunked transfer encoding has not been enabled: {filename}"),
+            if !te.eq_ignore_ascii_case(b"chunked") {
+                let msg = format!(
+                    "WSGI0138: Unexpected value for Transfer-Encoding of '{}' supplied. Only 'chunked' supported.",
+                    String::from_utf8_lossy(te)
                 );
-                return Err(sys::HTTP_LENGTH_REQUIRED);
+                return refuse(&msg, sys::HTTP_NOT_IMPLEMENTED);
+            }
+            if !dir.chunked_request() {
+                let msg = "WSGI0139: Request requires chunked transfer encoding, but support for chunked transfer encoding has not been enabled.";
+                return refuse(msg, sys::HTTP_LENGTH_REQUIRED);
+            }
+            if table::get((*r).headers_in, c"Content-Length").is_some() {
+                let msg = "WSGI0140: Unexpected Content-Length header supplied where Transfer-Encoding was specified as 'chunked'.";
+                return refuse(msg, sys::HTTP_BAD_REQUEST);
             }
         }
         match sys::ap_setup_client_block(r, sys::REQUEST_CHUNKED_DECHUNK) {
@@ -391,7 +406,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
             log::rerror(
                 r,
                 log::ERR,
-                &format!("Embedded mode of mod_wsgi disabled by runtime configuration: {script}"),
+                &format!("[script {filename}] WSGI0143: Embedded mode of mod_wsgi disabled by runtime configuration."),
             )
         };
         return sys::HTTP_INTERNAL_SERVER_ERROR;
@@ -412,9 +427,22 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     let interp = match crate::embedded::child::embedded_interp(&head.target.application_group) {
         Ok(i) => i,
         Err(why) => {
-            let msg = format!("Cannot serve WSGI script '{}': {why}", head.target.script);
+            // mod_wsgi 6's line, then ours with the reason.
+            let msg = if crate::python::runtime::init_error().is_some() {
+                format!("[script {filename}] WSGI0210: Embedded mode of mod_wsgi cannot be used as Python was not initialised in this process.")
+            } else {
+                format!(
+                    "[script {filename}] WSGI0087: Unable to acquire {} for WSGI request handler in {}.",
+                    context::interp_name(&head.target.application_group),
+                    context::process()
+                )
+            };
+            let detail = format!("Cannot serve WSGI script '{}': {why}", head.target.script);
             // SAFETY: r is live.
-            unsafe { log::rerror(r, log::ERR, &msg) };
+            unsafe {
+                log::rerror(r, log::ERR, &msg);
+                log::rerror(r, log::ERR, &detail);
+            }
             return sys::HTTP_INTERNAL_SERVER_ERROR;
         }
     };

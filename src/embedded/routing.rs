@@ -61,7 +61,7 @@ pub(super) unsafe fn dispatch(
             head.request_rec = r as usize;
         }
         let choice = super::dispatch::run(d, &group, &head, dir.script_reloading())
-            .inspect_err(|why| log::rerror(r, log::ERR, why))
+            .inspect_err(|why| why.lines().for_each(|l| log::rerror(r, log::ERR, l)))
             .map_err(|_| sys::HTTP_INTERNAL_SERVER_ERROR)?;
         if let Some(g) = &choice.process_group {
             set_note(r, NOTE_PROCESS_GROUP, g);

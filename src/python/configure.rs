@@ -30,7 +30,7 @@ pub fn configure_interpreter(
         let msg = format!(
             "mod_wsgi_rs (pid={}): Python GIL switch interval set to {seconds:.6}s in {}.",
             std::process::id(),
-            context(&process, &group)
+            super::context::interp_of(&process, &group)
         );
         py.detach(|| log::server(Level::Info, &msg));
     }
@@ -43,33 +43,4 @@ pub fn configure_interpreter(
         helpers.getattr("restrict_signal")?.call0()?;
     }
     Ok(())
-}
-
-/// "main interpreter of daemon process 'd'", as mod_wsgi 6 words it.
-fn context(process_group: &str, application_group: &str) -> String {
-    let interp = if application_group.is_empty() {
-        "main interpreter".to_string()
-    } else {
-        format!("sub-interpreter '{application_group}'")
-    };
-    if process_group.is_empty() {
-        format!("{interp} of Apache child process")
-    } else {
-        format!("{interp} of daemon process '{process_group}'")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn contexts() {
-        assert_eq!(
-            super::context("", ""),
-            "main interpreter of Apache child process"
-        );
-        assert_eq!(
-            super::context("d", "app"),
-            "sub-interpreter 'app' of daemon process 'd'"
-        );
-    }
 }

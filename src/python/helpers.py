@@ -261,28 +261,38 @@ def log_stream(ctx, stream, name):
 _load_lock = threading.RLock()
 
 
-def load_script(name, path, mtime, reload):
-    """Returns the module ``name`` for a WSGI script file, executing it on first
-    use and again when its modification time changed (if ``reload``)."""
+def load_script(name, path, mtime, reload, context):
+    """The module ``name`` for a WSGI script file, executing it on first use
+    and again when its modification time changed (if ``reload``). Returns
+    (module, None) or, when it failed, (None, (phase, exception)) where phase
+    is 'compile' (reading or compiling) or 'exec' (running the module body),
+    the two failures mod_wsgi 6 logs differently. ``context`` names the
+    interpreter for the load line."""
     with _load_lock:
         module = sys.modules.get(name)
         if module is not None and (not reload or getattr(module, '__mtime__', None) == mtime):
-            return module
-        _rs_log_info("%s Python script file '%s'." % ('Reloading' if module else 'Loading', path))
-        with open(path, 'rb') as f:
-            source = f.read()
-        code = compile(source, path, 'exec', dont_inherit=True)
+            return module, None
+        _rs_log_info("%s WSGI script '%s' into %s."
+                     % ('Reloading' if module else 'Loading', path, context))
+        try:
+            with open(path, 'rb') as f:
+                source = f.read()
+            code = compile(source, path, 'exec', dont_inherit=True)
+        except BaseException as e:
+            # The loader's own frame is noise in the logged traceback.
+            return None, ('compile', e.with_traceback(None))
         module = types.ModuleType(name)
         module.__file__ = path
         module.__mtime__ = mtime
         sys.modules[name] = module
         try:
             exec(code, module.__dict__)
-        except BaseException:
+        except BaseException as e:
             if sys.modules.get(name) is module:
                 del sys.modules[name]
-            raise
-        return module
+            tb = e.__traceback__
+            return None, ('exec', e.with_traceback(tb.tb_next if tb else None))
+        return module, None
 
 
 def format_exception(exc, tb):
@@ -504,8 +514,11 @@ def _call_callbacks(name, callbacks, event):
 def _log_callback_error(name, e):
     try:
         text = format_exception(e, e.__traceback__)
-        _rs_log_error('%s exception raised by event callback for %r.'
-                      % (type(e).__name__, name), text)
+        if isinstance(e, SystemExit):
+            first = "WSGI0190: %s exception raised by event callback for '%s'; ignored."
+        else:
+            first = "WSGI0112: %s exception raised by event callback for '%s'."
+        _rs_log_error(first % (type(e).__name__, name), text)
     except BaseException:
         pass
 

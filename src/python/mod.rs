@@ -2,6 +2,7 @@
 //! per-thread states (interp), and the objects each interpreter keeps (objects).
 
 pub(crate) mod configure;
+pub(crate) mod context;
 pub(crate) mod guard;
 pub(crate) mod interp;
 pub(crate) mod logging;

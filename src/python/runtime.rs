@@ -100,6 +100,12 @@ pub fn initialize(
     result
 }
 
+/// The daemon process group this process runs ("" in Apache's children
+/// and before Python is set up).
+pub fn process_group() -> &'static str {
+    SETUP.get().map_or("", |s| s.info.process_group.as_str())
+}
+
 /// The interpreter of application group `group` ("" is the main one),
 /// created on its first use in this process.
 pub fn interpreter(group: &str) -> Result<&'static Interp, String> {
@@ -118,8 +124,8 @@ pub fn interpreter(group: &str) -> Result<&'static Interp, String> {
         crate::python::logging::info(
             py,
             &format!(
-                "mod_wsgi_rs (pid={}): Create interpreter '{group}'.",
-                std::process::id()
+                "Creating sub-interpreter '{group}' in {}.",
+                crate::python::context::process()
             ),
         );
         let objects = set_up(py, setup, interp.name())?;
@@ -282,8 +288,7 @@ pub fn shutdown(deadline: Instant, reason: &str) {
             crate::apache::log::server(
                 crate::wsgi::transport::Level::Warning,
                 &format!(
-                    "mod_wsgi_rs (pid={}): Requests still running in interpreter '{}' at shutdown; its atexit callbacks are skipped.",
-                    std::process::id(),
+                    "Requests still running in interpreter '{}' at shutdown; its atexit callbacks are skipped.",
                     interp.name()
                 ),
             );
@@ -314,8 +319,7 @@ pub fn shutdown(deadline: Instant, reason: &str) {
             crate::apache::log::server(
                 crate::wsgi::transport::Level::Warning,
                 &format!(
-                    "mod_wsgi_rs (pid={}): Threads still running in interpreter '{}' at shutdown: {}.",
-                    std::process::id(),
+                    "Threads still running in interpreter '{}' at shutdown: {}.",
                     interp.name(),
                     left.join(", ")
                 ),

@@ -13,6 +13,7 @@ use super::script;
 use super::slow;
 use super::start_response::send_blocks;
 use super::transport::{Ending, Level};
+use crate::python::context;
 use crate::python::interp::Interp;
 use crate::python::logging;
 use crate::python::objects::InterpObjects;
@@ -83,14 +84,27 @@ pub fn client_gone(script: &str) -> String {
     format!("Client closed the connection while WSGI script '{script}' was responding.")
 }
 
-/// Logs an exception with its traceback, after `first` lines. An extension
-/// module that refuses this sub-interpreter gets a line of its own that
-/// says what to do.
-pub fn log_exception(py: Python<'_>, interp: &Interp, script: &str, err: &PyErr, first: &[String]) {
+/// Logs an exception with its traceback, after `first` lines, under
+/// mod_wsgi 6's header line (WSGI0174, or WSGI0175 for SystemExit) for
+/// WSGI script `script`, tagged with the request's file when there is a
+/// request. An extension module that refuses this sub-interpreter gets a
+/// line of its own that says what to do.
+pub fn log_exception(
+    py: Python<'_>,
+    interp: &Interp,
+    request_file: Option<&str>,
+    script: &str,
+    err: &PyErr,
+    first: &[String],
+) {
     let objs = interp.objects();
     let mut lines = first.to_vec();
-    lines.push(format!(
-        "Exception occurred processing WSGI script '{script}'."
+    lines.push(context::exception_header(
+        py,
+        err,
+        request_file,
+        script,
+        interp.name(),
     ));
     if let Some(hint) = refusal_hint(py, interp, err) {
         lines.push(hint);
@@ -127,14 +141,13 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
     let target = &head.target;
     let module = script::module(
         py,
-        objs,
+        ex.interp,
         &target.script,
         target.mtime,
         target.script_reloading,
     )
     .map_err(|e| {
-        let first = format!("Failed to exec Python script file '{}'.", target.script);
-        log_exception(py, ex.interp, &target.script, &e, &[first]);
+        e.log(py, ex.interp, Some(target.request_file()), &target.script);
         NoResponse::Error
     })?;
     let Ok(app) = module.getattr(target.callable.as_str()) else {
@@ -142,8 +155,10 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
             py,
             Level::Error,
             &[&format!(
-                "Target WSGI script '{}' does not contain WSGI application '{}'.",
-                target.script, target.callable
+                "[script {}] WSGI0089: Target WSGI script '{}' does not contain WSGI application '{}'.",
+                target.request_file(),
+                target.script,
+                target.callable
             )],
         );
         return Err(NoResponse::NotFound);
@@ -280,7 +295,12 @@ fn respond(
     let closed = match result.getattr_opt("close") {
         Ok(Some(close)) => close.call0().map(drop),
         Ok(None) => Ok(()),
-        Err(e) => Err(e),
+        Err(e) => {
+            let script = ex.lock_py(py).output.script().to_string();
+            let line = format!("[script {script}] WSGI0194: Lookup of 'close' attribute on WSGI response iterable raised an exception.");
+            ex.log_lines(py, Level::Error, &[&line]);
+            Err(e)
+        }
     };
     match (body, closed) {
         (Ok(ended), Ok(())) => finish(py, ex, ended),
@@ -301,7 +321,7 @@ fn respond(
 /// Logs an exception the application raised and publishes request_exception.
 fn app_exception(py: Python<'_>, ex: &Arc<Exchange>, e: &PyErr) {
     let script = ex.lock_py(py).output.script().to_string();
-    log_exception(py, ex.interp, &script, e, &[]);
+    log_exception(py, ex.interp, Some(&script), &script, e, &[]);
     events::request_exception(py, ex, e);
 }
 
@@ -337,7 +357,7 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
             fail(py, ex, Failure::Error(e))
         }
         Failure::Error(e) => {
-            log_exception(py, ex.interp, &script, &e, &[]);
+            log_exception(py, ex.interp, Some(&script), &script, &e, &[]);
             events::request_exception(py, ex, &e);
             // What the application produced before the error goes out first.
             let pending = ex.queue().scheduled;

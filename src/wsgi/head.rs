@@ -114,6 +114,14 @@ pub struct Target {
     pub resource: Option<String>,
 }
 
+impl Target {
+    /// The request's file (r->filename): the resource for a handler
+    /// script, else the script.
+    pub fn request_file(&self) -> &str {
+        self.resource.as_deref().unwrap_or(&self.script)
+    }
+}
+
 /// Daemon mode: what the Apache child tells the daemon about the hand-off
 /// (mod_wsgi's daemon_connects, daemon_restarts, queue_start, server_pid),
 /// and when a daemon thread took the request. Zero in embedded mode.

@@ -1,9 +1,11 @@
 //! WSGI script files: executed once as `_mod_wsgi_<md5(path)>` modules and
 //! re-executed when the file changes (WSGIScriptReloading On).
 use super::head::Target;
+use crate::python::context;
 use crate::python::interp::Interp;
 use crate::python::objects::InterpObjects;
 use crate::python::text::str_from_fs;
+use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,22 +46,81 @@ fn name_for(path: &str, case_sensitive: bool) -> String {
         })
 }
 
+/// Why a script could not be loaded: reading or compiling it failed
+/// (`compile`), or running its module body raised.
+pub struct LoadError {
+    pub compile: bool,
+    pub err: PyErr,
+}
+
+impl From<PyErr> for LoadError {
+    fn from(err: PyErr) -> Self {
+        LoadError {
+            compile: false,
+            err,
+        }
+    }
+}
+
+impl LoadError {
+    /// Logs the failure as mod_wsgi 6 does: what failed (WSGI0105/0107/0109
+    /// against a request for `request_file`, WSGI0106/0108/0110 outside
+    /// one), then the exception's header line and traceback.
+    pub fn log(&self, py: Python<'_>, interp: &Interp, request_file: Option<&str>, path: &str) {
+        let tag = context::script_tag(request_file);
+        let context = context::interp(interp.name());
+        let system_exit = self.err.is_instance_of::<PySystemExit>(py);
+        let first = match (self.compile, system_exit, request_file.is_some()) {
+            (true, _, true) => format!(
+                "{tag}WSGI0105: Could not read or compile WSGI script '{path}' for {context}."
+            ),
+            (true, _, false) => {
+                format!("WSGI0106: Could not read or compile WSGI script '{path}' for {context}.")
+            }
+            (false, true, true) => format!(
+                "{tag}WSGI0107: SystemExit exception raised when doing exec of Python script file '{path}'."
+            ),
+            (false, true, false) => format!(
+                "WSGI0108: SystemExit exception raised when doing exec of Python script file '{path}'."
+            ),
+            (false, false, true) => {
+                format!("{tag}WSGI0109: Unable to execute Python script file '{path}'.")
+            }
+            (false, false, false) => {
+                format!("WSGI0110: Unable to execute Python script file '{path}'.")
+            }
+        };
+        super::app::log_exception(py, interp, request_file, path, &self.err, &[first]);
+    }
+}
+
 /// The script's module, loading or reloading it as needed.
 pub fn module<'py>(
     py: Python<'py>,
-    objs: &InterpObjects,
+    interp: &Interp,
     path: &str,
     mtime: i64,
     reload: bool,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> Result<Bound<'py, PyAny>, LoadError> {
+    let objs = interp.objects();
     if let Some(m) = objs.cached_script(py, path, reload.then_some(mtime)) {
         return Ok(m);
     }
     // Slow path: the Python side serialises loading under its own lock.
-    let m = objs
-        .load_script
-        .bind(py)
-        .call1((module_name(path), path, mtime, reload))?;
+    let loaded = objs.load_script.bind(py).call1((
+        module_name(path),
+        path,
+        mtime,
+        reload,
+        context::interp(interp.name()),
+    ))?;
+    let (m, failed): (Bound<'py, PyAny>, Option<(String, Bound<'py, PyAny>)>) = loaded.extract()?;
+    if let Some((phase, exc)) = failed {
+        return Err(LoadError {
+            compile: phase == "compile",
+            err: PyErr::from_value(exc),
+        });
+    }
     objs.cache_script(path, m.clone().unbind(), mtime);
     Ok(m)
 }
@@ -85,7 +146,14 @@ pub fn reload_required(py: Python<'_>, interp: &Interp, target: &Target) -> bool
         .and_then(|path| hook.call1((path,)))
         .and_then(|answer| answer.is_truthy());
     asked.unwrap_or_else(|e| {
-        super::app::log_exception(py, interp, &target.script, &e, &[]);
+        super::app::log_exception(
+            py,
+            interp,
+            Some(target.request_file()),
+            &target.script,
+            &e,
+            &[],
+        );
         false
     })
 }
