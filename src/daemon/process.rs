@@ -14,6 +14,7 @@ use crate::python::runtime;
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
 use crate::wsgi::head::{Key, RequestHead, VarName};
+use crate::wsgi::script;
 use crate::wsgi::transport::Level;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -578,14 +579,11 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
         .name("wsgi-interrupt".into())
         .spawn(move || {
             interp.run(|py| {
-                use pyo3::prelude::*;
-                let module = interp.objects().module.bind(py);
-                if let Ok(exc) = module.getattr("RequestTimeout") {
-                    // SAFETY: the GIL is held; `exc` is a live exception type.
-                    unsafe {
-                        pyo3::ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exc.as_ptr())
-                    };
-                }
+                let exc = interp.objects().request_timeout.bind(py);
+                // SAFETY: the GIL is held; `exc` is a live exception type.
+                unsafe {
+                    pyo3::ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exc.as_ptr())
+                };
             });
         });
 }
@@ -891,22 +889,27 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
         }
     };
     crate::metrics::record::daemon_interpreters(interp.id() as u32 + 1);
-    // A handler script's reload_required() said yes: restart, as for a
-    // changed script. (Only handler scripts have a resource: other requests
-    // do not take the GIL an extra time.)
-    let reload = head.target.resource.is_some()
-        && interp.run(|py| crate::wsgi::script::reload_required(py, interp, &head.target))
-            == Some(true);
-    if reload {
-        transport.no_response(restart_for_script(state, &head.target.script));
-        return activity;
-    }
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     state.serving[n].store(interp.id() + 1, Ordering::SeqCst);
+    // The script must be reloaded (its reload_required() said yes, or its
+    // __mtime__ is gone): the process restarts, as for a changed script.
+    // Asked under the GIL the request takes anyway.
     let served = ex.lend(&mut transport, || {
-        interp.run(|py| app::serve(py, &ex, &head))
+        interp.run(
+            |py| match script::reload_required(py, interp, &head.target) {
+                true => None,
+                false => Some(app::serve(py, &ex, &head)),
+            },
+        )
     });
     state.serving[n].store(0, Ordering::SeqCst);
+    let served = match served {
+        Some(None) => {
+            transport.no_response(restart_for_script(state, &head.target.script));
+            return activity;
+        }
+        other => other.flatten(),
+    };
     match served {
         Some(Ok(())) => {
             transport.complete();

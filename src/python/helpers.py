@@ -8,7 +8,7 @@ import sys
 import threading
 import types
 
-version = (5, 0, 0)  # mod_wsgi API level this module is compatible with
+version = (6, 0, 5)  # the mod_wsgi release whose behaviour this module follows
 process_group = ''
 application_group = ''
 maximum_processes = 1
@@ -17,7 +17,9 @@ threads_per_process = 1
 
 class RequestTimeout(BaseException):
     """Raised in a daemon request thread that ran past request-timeout
-    (with interrupt-timeout set), as mod_wsgi 6 does."""
+    (with interrupt-timeout set), as mod_wsgi 6 does; raised by an
+    application, it too ends the request with a 504."""
+    __module__ = 'mod_wsgi'
 
 
 class Input:
@@ -436,7 +438,7 @@ def _request_values(environ, hand_off=None):
 
     def seconds(key):
         try:
-            return int(environ.get(key) or 0) / 1e6
+            return float(environ.get(key) or 0.0)
         except (TypeError, ValueError):
             return 0.0
 
