@@ -142,6 +142,9 @@ def test_reload_required_raising_is_logged_and_the_old_code_serves(apache):
         assert s.get() == ('v1', pid)
     assert apache.wait_for_log('ValueError: reload hook failed')
     assert apache.wait_for_log("raise ValueError('reload hook failed')")  # the traceback
+    # Logged in the request's context, as mod_wsgi does.
+    line = [x for x in apache.error_log().splitlines() if 'ValueError: reload hook failed' in x][0]
+    assert ' 127.0.0.1:' in line, line
 
 
 def test_a_deleted_mtime_reloads_the_script(apache):

@@ -14,7 +14,6 @@ use crate::python::runtime;
 use crate::wsgi::app::{self, NoResponse};
 use crate::wsgi::exchange::Exchange;
 use crate::wsgi::head::{Key, RequestHead, VarName};
-use crate::wsgi::script;
 use crate::wsgi::transport::Level;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -558,15 +557,9 @@ fn over_time(state: &State, age: Duration, limit: Duration) -> bool {
 /// Raises mod_wsgi.RequestTimeout in request thread `n` (at its next
 /// Python instruction: a blocking call finishes first).
 fn interrupt(state: &State, n: usize, limit: Duration) {
-    let def = &state.group.def;
-    error(&format!(
-        "mod_wsgi_rs: Daemon process request time limit exceeded ({:.0} s): interrupting request thread {n} of process '{}' (pid={}) with mod_wsgi.RequestTimeout.",
-        limit.as_secs_f64(),
-        def.name,
-        std::process::id()
-    ));
     let ident = state.idents[n].load(Ordering::SeqCst);
-    // The exception goes to the thread's state in the interpreter it serves.
+    // The exception goes to the thread's state in the interpreter it serves
+    // (none: the thread is between requests, nothing to interrupt).
     let Some(interp) = state.serving[n]
         .load(Ordering::SeqCst)
         .checked_sub(1)
@@ -574,17 +567,32 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
     else {
         return;
     };
+    // mod_wsgi 6's lines around the injection.
+    let name = state.group.def.name.clone();
+    info(&format!(
+        "Dumping stack trace for thread {n} of daemon process '{name}' which has exceeded request-timeout of {} seconds, before injecting RequestTimeout to unwind it.",
+        limit.as_secs()
+    ));
     // Another thread takes the GIL, so this one keeps watching.
     let _ = std::thread::Builder::new()
         .name("wsgi-interrupt".into())
         .spawn(move || {
             interp.run(|py| {
-                let exc = interp.objects().request_timeout.bind(py);
+                use pyo3::prelude::*;
+                let objs = interp.objects();
+                let stack = objs.module.bind(py).call_method1("_thread_stack", (ident,));
+                if let Ok(lines) = stack.and_then(|l| l.extract::<Vec<String>>()) {
+                    lines.iter().for_each(|l| info(l));
+                }
+                let exc = objs.request_timeout.bind(py);
                 // SAFETY: the GIL is held; `exc` is a live exception type.
                 unsafe {
                     pyo3::ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exc.as_ptr())
                 };
             });
+            info(&format!(
+                "Injected RequestTimeout into thread {n} of daemon process '{name}'."
+            ));
         });
 }
 
@@ -895,12 +903,10 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
     // __mtime__ is gone): the process restarts, as for a changed script.
     // Asked under the GIL the request takes anyway.
     let served = ex.lend(&mut transport, || {
-        interp.run(
-            |py| match script::reload_required(py, interp, &head.target) {
-                true => None,
-                false => Some(app::serve(py, &ex, &head)),
-            },
-        )
+        interp.run(|py| match app::must_reload(py, &ex, &head) {
+            true => None,
+            false => Some(app::serve(py, &ex, &head)),
+        })
     });
     state.serving[n].store(0, Ordering::SeqCst);
     let served = match served {

@@ -426,7 +426,7 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
         interp.run(|py| {
             // The script must be reloaded (reload_required() said yes, or
             // its __mtime__ is gone): embedded, the module is executed again.
-            if script::reload_required(py, interp, &head.target) {
+            if app::must_reload(py, &ex, &head) {
                 script::forget(py, interp.objects(), &head.target.script);
             }
             app::serve(py, &ex, &head)

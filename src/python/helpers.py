@@ -278,6 +278,22 @@ def _dump_stacks():
     return lines
 
 
+def _thread_stack(ident):
+    """Daemon processes: the stack of the thread about to get a RequestTimeout,
+    innermost frame first, in mod_wsgi 6's lines."""
+    frame = sys._current_frames().get(ident)
+    lines = []
+    while frame is not None:
+        code, back = frame.f_code, frame.f_back
+        where = '"%s", line %d, in %s' % (code.co_filename, frame.f_lineno, code.co_name)
+        if not lines:
+            lines.append('Thread %d executing file %s' % (ident, where))
+        else:
+            lines.append('called from file %s%s' % (where, ',' if back is not None else '.'))
+        frame = back
+    return lines
+
+
 _REFUSALS = ('subinterpreter', 'sub-interpreter', 'per-interpreter gil',
              'more than once per process', 'once per interpreter process')
 

@@ -78,6 +78,15 @@ pub fn serve(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(
     result
 }
 
+/// script::reload_required, its log lines in the request's context (the
+/// caller reloads the script or restarts the process).
+pub fn must_reload(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> bool {
+    logging::set_current(py, Some(ex.clone()));
+    let reload = script::reload_required(py, ex.interp, &head.target);
+    logging::set_current(py, None);
+    reload
+}
+
 /// The info line for a client that went away mid-response.
 pub fn client_gone(script: &str) -> String {
     format!("Client closed the connection while WSGI script '{script}' was responding.")
