@@ -185,7 +185,7 @@ pub unsafe extern "C" fn wsgi_rs_post_config(
         // SAFETY: Apache passes its live configuration pool and main server.
         if let Err(e) = unsafe { daemon::supervisor::start(pconf, s) } {
             eprintln!("mod_wsgi_rs: {e}");
-            log::server(wsgi::transport::Level::Error, &format!("mod_wsgi_rs: {e}"));
+            log::server(wsgi::transport::Level::Error, &e);
             return sys::HTTP_INTERNAL_SERVER_ERROR;
         }
         sys::OK

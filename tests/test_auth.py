@@ -210,6 +210,7 @@ def test_auth_environ_is_mod_wsgis_cut_down_set(apache):
     assert e['QUERY_STRING'] == 'q=1' and e['HTTP_X_CUSTOM'] == 'v'
     assert e['SCRIPT_NAME'] + e['PATH_INFO'] == '/access/sub/path'
     assert e['REMOTE_ADDR'] == '127.0.0.1' and e['SERVER_PORT'] == str(apache.port)
+    assert e['SERVER_SIGNATURE'] == ''  # ServerSignature is Off by default
     assert e['mod_wsgi.process_group'] == '' and e['mod_wsgi.application_group'] == ''
     assert e['apache.version']['type'] == 'tuple' and e['mod_wsgi.version']['type'] == 'tuple'
     assert e['versions'][0][:2] == [2, 4] and len(e['versions'][1]) == 3

@@ -235,7 +235,7 @@ def test_dispatch_choice_must_pass_restrict_process(dispatch_server):
     a = dispatch_server
     assert get_json(a, '/dispatch/restricted?pg=d1')['process_group'] == 'd1'
     assert a.get('/dispatch/restricted?pg=d2').status == 500
-    a.wait_for_log("Daemon process called 'd2' cannot be accessed by this WSGI application (WSGIRestrictProcess)")
+    a.wait_for_log("WSGI0149: Daemon process called 'd2' cannot be accessed by this WSGI application as not a member of allowed groups.")
 
 
 def test_dispatch_runs_with_restrict_embedded(start_apache):

@@ -56,6 +56,12 @@ pub unsafe fn redirect_stderr(s: *mut sys::server_rec) {
 
 /// Logs to this process's error log (no request context). Thread-safe.
 pub fn server(lvl: Level, msg: &str) {
+    server_status(lvl, 0, msg)
+}
+
+/// As `server`, with an OS error number shown as Apache's `(n)text: `
+/// prefix (0: none), as mod_wsgi logs its system call failures.
+pub fn server_status(lvl: Level, status: i32, msg: &str) {
     let own = PROCESS_SERVER.load(Ordering::SeqCst);
     // SAFETY: `own` is NULL or a server for the life of the process;
     // ap_server_conf is the main server once the configuration is read
@@ -66,7 +72,9 @@ pub fn server(lvl: Level, msg: &str) {
         } else {
             own
         };
-        error(s, level(lvl), msg)
+        let m = c(msg);
+        // SAFETY: s is NULL or live (above); the shim formats with "%s".
+        sys::wsgi_rs_log_error(s, level(lvl), status.max(0), m.as_ptr())
     }
 }
 
@@ -92,4 +100,38 @@ pub unsafe fn error(s: *const sys::server_rec, level: i32, msg: &str) {
     let m = c(msg);
     // SAFETY: ap_log_error accepts a NULL server (main server's log).
     unsafe { sys::wsgi_rs_log_error(s, level, 0, m.as_ptr()) }
+}
+
+/// Logs against a request the way mod_wsgi 6 does: `[script <filename>] `
+/// before the text when the request has a file name, and `status` (an OS
+/// error number, 0 for none) as Apache's `(n)description: ` prefix, so
+/// log monitoring written for mod_wsgi matches the line unchanged.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn script_rerror(r: *const sys::request_rec, level: i32, status: i32, msg: &str) {
+    // SAFETY: r and its filename are live (contract).
+    let m = match unsafe { super::cstring_lossy((*r).filename) } {
+        Some(f) => c(&format!("[script {f}] {msg}")),
+        None => c(msg),
+    };
+    // SAFETY: r is live; the shim formats with "%s". APR's status for an OS
+    // error on Unix is the errno itself.
+    unsafe { sys::wsgi_rs_log_rerror(r, level, status.max(0), m.as_ptr()) }
+}
+
+/// An OS error's text as APR gives it ("Connection refused"), without
+/// Rust's " (os error N)".
+pub fn os_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// An OS error as Apache shows an APR status before a server line's text:
+/// `(111)Connection refused` (for lines that carry it in their text).
+pub fn os_status(e: &std::io::Error) -> String {
+    format!("({}){}", e.raw_os_error().unwrap_or(0), os_text(e))
 }

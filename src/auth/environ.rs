@@ -27,6 +27,11 @@ pub unsafe fn head(r: *mut sys::request_rec) -> RequestHead {
         headers(r, &mut h);
         let c = (*r).connection;
         h.set_other(b"SERVER_SOFTWARE", text(sys::ap_get_server_banner()));
+        // The ServerSignature footer ("" when it is Off), as mod_wsgi 6 sets.
+        h.set_other(
+            b"SERVER_SIGNATURE",
+            text(sys::ap_psignature(c"".as_ptr(), r)),
+        );
         h.set(Key::ServerName, text(sys::ap_get_server_name_for_url(r)));
         h.set(Key::ServerAddr, text((*c).local_ip));
         h.set_int(Key::ServerPort, sys::ap_get_server_port(r));

@@ -4,8 +4,18 @@ use crate::apache::sys;
 use crate::config::daemon::DaemonGroup;
 use std::ffi::{CStr, CString};
 
+/// mod_wsgi's line for a failed system call: Apache's `(errno)text: `
+/// prefix, then the text.
 fn os_error(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
+    let e = std::io::Error::last_os_error();
+    format!("{}: {what}", crate::apache::log::os_status(&e))
+}
+
+/// Logs a failed limit or setting the way mod_wsgi does (a warning with
+/// the OS error); the process goes on without it.
+fn warn_os(what: &str) {
+    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    crate::apache::log::server_status(crate::wsgi::transport::Level::Warning, errno, what);
 }
 
 /// The name and home directory of `uid`, from the password database.
@@ -41,18 +51,39 @@ pub fn become_user(def: &DaemonGroup) -> Result<(u32, u32), String> {
                 return Err("WSGI process blocked from running as root.".into());
             }
             if libc::setgid(gid) != 0 {
-                return Err(os_error(&format!("cannot change to group id {gid}")));
+                return Err(os_error(&format!(
+                    "WSGI0004: Unable to set group id to gid={gid}. Daemon process will exit."
+                )));
             }
-            let rv = match (&def.supplementary_groups, passwd(uid)) {
-                (Some(list), _) => libc::setgroups(list.len(), list.as_ptr()),
-                (None, Some((name, _))) => libc::initgroups(name.as_ptr(), gid),
-                (None, None) => libc::setgroups(0, std::ptr::null()),
+            let account = passwd(uid);
+            let uname = account.as_ref().map_or_else(
+                || format!("#{uid}"),
+                |(n, _)| n.to_string_lossy().into_owned(),
+            );
+            let (rv, what) = match (&def.supplementary_groups, &account) {
+                (Some(list), _) => {
+                    let ids: Vec<String> = list.iter().map(|g| g.to_string()).collect();
+                    (
+                        libc::setgroups(list.len(), list.as_ptr()),
+                        format!("WSGI0005: Unable to set supplementary groups for uname={uname} of '{}'. Daemon process will exit.", ids.join(",")),
+                    )
+                }
+                (None, Some((name, _))) => (
+                    libc::initgroups(name.as_ptr(), gid),
+                    format!("WSGI0006: Unable to initialise groups for uname={uname} and gid={gid}. Daemon process will exit."),
+                ),
+                (None, None) => (
+                    libc::setgroups(0, std::ptr::null()),
+                    format!("WSGI0006: Unable to initialise groups for uname={uname} and gid={gid}. Daemon process will exit."),
+                ),
             };
             if rv != 0 {
-                return Err(os_error("cannot set the supplementary groups"));
+                return Err(os_error(&what));
             }
             if libc::setuid(uid) != 0 {
-                return Err(os_error(&format!("cannot change to user id {uid}")));
+                return Err(os_error(&format!(
+                    "WSGI0007: Unable to change to uid={uid}. Daemon process will exit."
+                )));
             }
         }
         if libc::getuid() == 0 || libc::geteuid() == 0 {
@@ -67,7 +98,9 @@ pub fn become_user(def: &DaemonGroup) -> Result<(u32, u32), String> {
         if let Some(h) = home {
             let c = CString::new(h.as_str()).unwrap_or_default();
             if libc::chdir(c.as_ptr()) != 0 && def.home.is_some() {
-                return Err(os_error(&format!("cannot change to directory '{h}'")));
+                return Err(os_error(&format!(
+                    "WSGI0009: Unable to change working directory to '{h}'. Daemon process will exit."
+                )));
             }
         }
         if let Some(m) = def.umask {
@@ -80,13 +113,16 @@ pub fn become_user(def: &DaemonGroup) -> Result<(u32, u32), String> {
 /// Resource limits, CPU priority, locale and environment (before the user
 /// changes: a higher priority needs root).
 pub fn apply_limits(def: &DaemonGroup) {
-    let limit = |res, soft: u64, hard: u64| {
+    let name = &def.name;
+    let limit = |res, soft: u64, hard: u64, what: String| {
         let rl = libc::rlimit {
             rlim_cur: soft as libc::rlim_t,
             rlim_max: hard as libc::rlim_t,
         };
         // SAFETY: plain setrlimit on this process.
-        unsafe { libc::setrlimit(res, &rl) };
+        if unsafe { libc::setrlimit(res, &rl) } != 0 {
+            warn_os(&what);
+        }
     };
     if let Some(s) = def.cpu_time_limit {
         // SIGXCPU at the soft limit (a graceful restart); the hard limit
@@ -95,17 +131,20 @@ pub fn apply_limits(def: &DaemonGroup) {
             libc::RLIMIT_CPU,
             s,
             s + def.graceful_timeout.as_secs() + def.shutdown_timeout.as_secs() + 1,
+            format!("WSGI0076: Unable to set CPU time limit of {s} seconds for daemon process '{name}'; daemon will run without the configured limit."),
         );
     }
     if let Some(m) = def.memory_limit {
-        limit(libc::RLIMIT_DATA, m, m);
+        limit(libc::RLIMIT_DATA, m, m, format!("WSGI0077: Unable to set memory limit of {m} for daemon process '{name}'; daemon will run without the configured limit."));
     }
     if let Some(m) = def.virtual_memory_limit {
-        limit(libc::RLIMIT_AS, m, m);
+        limit(libc::RLIMIT_AS, m, m, format!("WSGI0078: Unable to set virtual memory limit of {m} for daemon process '{name}'; daemon will run without the configured limit."));
     }
     if def.cpu_priority != 0 {
         // SAFETY: plain setpriority on this process.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, def.cpu_priority) };
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, def.cpu_priority) } != 0 {
+            warn_os(&format!("WSGI0075: Unable to set CPU priority of {} for daemon process '{name}'; daemon will run with default priority.", def.cpu_priority));
+        }
     }
     // The process is single-threaded here, so changing the environment is sound.
     if let Some(l) = &def.lang {
@@ -119,6 +158,14 @@ pub fn apply_limits(def: &DaemonGroup) {
     }
     if def.lang.is_some() || def.locale.is_some() {
         // SAFETY: single-threaded; the empty string selects the environment's locale.
-        unsafe { libc::setlocale(libc::LC_ALL, c"".as_ptr()) };
+        if unsafe { libc::setlocale(libc::LC_ALL, c"".as_ptr()) }.is_null() {
+            let setting = def
+                .locale
+                .as_ref()
+                .or(def.lang.as_ref())
+                .cloned()
+                .unwrap_or_default();
+            warn_os(&format!("WSGI0079: Unsupported locale setting '{setting}' specified for daemon process group '{name}'; daemon will run with the inherited locale. Consider 'C.UTF-8' as a fallback."));
+        }
     }
 }

@@ -86,16 +86,13 @@ pub fn run(daemons: &Arc<Daemons>, gi: usize, slot: usize, id: usize, delay: Dur
     let (cause, code) = match res {
         Ok(Ok(reason)) => (Cause::Recycled(reason), 0),
         Ok(Err(e)) => {
-            error(&format!(
-                "mod_wsgi_rs: Daemon process '{}' (pid={}) could not start: {e}",
-                group.def.name,
-                std::process::id()
-            ));
+            // The error is mod_wsgi's line where it has one.
+            error(&e);
             (Cause::Exited(1), 1)
         }
         Err(panic) => {
             error(&format!(
-                "mod_wsgi_rs: internal error in daemon process '{}': {panic}",
+                "Internal error in daemon process '{}': {panic}",
                 group.def.name
             ));
             (Cause::Exited(2), 2)
@@ -103,6 +100,7 @@ pub fn run(daemons: &Arc<Daemons>, gi: usize, slot: usize, id: usize, delay: Dur
     };
     let _ = slot;
     daemons.table.last_words(id, cause);
+    info(&format!("Exiting daemon process '{}'.", group.def.name));
     // SAFETY: ends this process without running the parent's exit handlers
     // or pool cleanups, which belong to Apache's parent.
     unsafe { libc::_exit(code) }
@@ -214,16 +212,23 @@ fn serve_process(
     let def = &group.def;
     set_title(group);
     super::identity::apply_limits(def);
+    // SAFETY: geteuid is a plain query.
+    let root = unsafe { libc::geteuid() } == 0;
     let (uid, gid) = super::identity::become_user(def)?;
     // SAFETY: ap_server_conf is the live main server of this generation.
     let main_cfg =
         unsafe { &*(sys::wsgi_rs_server_config(sys::ap_server_conf) as *const ServerConfig) };
-    info(&format!(
-        "mod_wsgi_rs: Starting process '{}' (pid={}) with uid={uid}, gid={gid} and threads={}.",
-        def.name,
-        std::process::id(),
-        def.threads
-    ));
+    info(&if root {
+        format!(
+            "Starting daemon process '{}' with uid={uid}, gid={gid} and threads={}.",
+            def.name, def.threads
+        )
+    } else {
+        format!(
+            "Starting daemon process '{}' with threads={}.",
+            def.name, def.threads
+        )
+    });
     if def.threads == 0 {
         return serve_scripts(daemons, group, id, main_cfg);
     }
@@ -232,9 +237,10 @@ fn serve_process(
     let set = signal_set();
     // SAFETY: blocking signals in this (still only) thread.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    let interp = start_python(daemons, group, id, main_cfg)?;
+    let interp =
+        start_python(daemons, group, id, main_cfg).map_err(python_failed(&group.def.name))?;
     if let Some(limit) = def.startup_timeout {
-        watch_startup(daemons.clone(), id, limit);
+        watch_startup(daemons.clone(), id, limit, def.name.clone());
     }
     // SAFETY: the main server of this generation is live.
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, &def.name);
@@ -260,12 +266,11 @@ fn serve_process(
         // Recycling takes no more requests: queued ones wait for the replacement.
         daemons.table.live(id, 0);
     }
-    info(&format!(
-        "mod_wsgi_rs: Stopping process '{}' (pid={}): {}.",
-        def.name,
-        std::process::id(),
-        reason.describe()
-    ));
+    let busy = def.graceful_timeout > Duration::ZERO && state.active.load(Ordering::SeqCst) > 0;
+    if let Some(why) = stop_line(reason, &def.name, busy) {
+        info(&why);
+    }
+    info(&format!("Stopping process '{}'.", def.name));
     crate::telemetry::stopping(reason.event_name());
     Interp::process_exiting();
     stop(&state, reason, workers);
@@ -275,6 +280,53 @@ fn serve_process(
         runtime::shutdown(Instant::now() + def.shutdown_timeout, reason.event_name());
     }
     Ok(reason)
+}
+
+/// Python could not start: the cause is logged, then mod_wsgi's line is
+/// the process's last word.
+fn python_failed(name: &str) -> impl FnOnce(String) -> String + '_ {
+    move |e| {
+        error(&e);
+        format!("WSGI0028: Python initialisation failed in daemon process '{name}'; Python based handlers will not be available.")
+    }
+}
+
+/// mod_wsgi's line for why a daemon process stops (`busy`: it waits for
+/// requests in flight first); None where another line already said it.
+fn stop_line(reason: Reason, name: &str, busy: bool) -> Option<String> {
+    let (waiting, now) = match reason {
+        Reason::Shutdown | Reason::ScriptReload => {
+            return Some(format!("Shutdown requested for daemon process '{name}'."))
+        }
+        Reason::MaximumRequests => (
+            "Maximum requests reached; attempting graceful shutdown of daemon process",
+            "Maximum requests reached; triggering immediate shutdown of daemon process",
+        ),
+        Reason::RestartInterval => (
+            "Application restart timer expired; waiting for in-flight requests to complete in process",
+            "Application restart timer expired, stopping process",
+        ),
+        Reason::CpuTimeLimit => (
+            "Exceeded CPU time limit; waiting for in-flight requests to complete in daemon process",
+            "Exceeded CPU time limit; triggering immediate shutdown of daemon process",
+        ),
+        Reason::GracefulSignal => (
+            "Graceful restart requested; waiting for in-flight requests to complete in daemon process",
+            "Graceful restart requested; triggering immediate shutdown of daemon process",
+        ),
+        Reason::InactivityTimeout => {
+            return Some(format!(
+                "Daemon process idle inactivity timer expired, stopping process '{name}'."
+            ))
+        }
+        Reason::DeadlockTimeout => {
+            return Some(format!(
+                "Daemon process deadlock timer expired, stopping daemon process '{name}'."
+            ))
+        }
+        Reason::RequestTimeout | Reason::StartupTimeout | Reason::ServiceScripts => return None,
+    };
+    Some(format!("{} '{name}'.", if busy { waiting } else { now }))
 }
 
 /// threads=0: a process for service scripts (WSGIImportScript with this
@@ -294,12 +346,13 @@ fn serve_scripts(
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGUSR2, libc::SIG_IGN);
     }
-    let interp = start_python(daemons, group, id, main_cfg)?;
+    let interp =
+        start_python(daemons, group, id, main_cfg).map_err(python_failed(&group.def.name))?;
     // SAFETY: the main server of this generation is live.
     let _ = interp;
     crate::embedded::child::preload(unsafe { sys::ap_server_conf }, &group.def.name);
     info(&format!(
-        "mod_wsgi_rs: Service scripts of process '{}' (pid={}) returned.",
+        "Service scripts of process '{}' (pid={}) returned.",
         group.def.name,
         std::process::id()
     ));
@@ -389,7 +442,13 @@ fn start_threads(state: &Arc<State>) -> Result<Vec<std::thread::JoinHandle<()>>,
         }
         workers.push(
             b.spawn(move || worker(&st, n as usize))
-                .map_err(|e| format!("cannot start a request thread: {e}"))?,
+                .map_err(|e| {
+                    format!(
+                        "{}: WSGI0022: Unable to create worker thread {n} in daemon process '{}'. Daemon process will exit and be restarted after a delay.",
+                        log::os_status(&e),
+                        def.name
+                    )
+                })?,
         );
     }
     if def.deadlock_timeout.is_some() {
@@ -397,7 +456,7 @@ fn start_threads(state: &Arc<State>) -> Result<Vec<std::thread::JoinHandle<()>>,
         std::thread::Builder::new()
             .name("wsgi-deadlock".into())
             .spawn(move || watch_gil(&st))
-            .map_err(|e| format!("cannot start the deadlock watcher: {e}"))?;
+            .map_err(|e| format!("Unable to create deadlock-detection thread in daemon process '{}' ({e}). Daemon process will exit.", def.name))?;
     }
     Ok(workers)
 }
@@ -546,7 +605,7 @@ fn over_time(state: &State, age: Duration, limit: Duration) -> bool {
         let at = state.interrupted[n].load(Ordering::SeqCst);
         if at < since {
             state.interrupted[n].store(now, Ordering::SeqCst);
-            interrupt(state, n, limit);
+            interrupt(state, n);
         } else if now.saturating_sub(at) >= grace.as_millis() as u64 {
             return true;
         }
@@ -556,7 +615,7 @@ fn over_time(state: &State, age: Duration, limit: Duration) -> bool {
 
 /// Raises mod_wsgi.RequestTimeout in request thread `n` (at its next
 /// Python instruction: a blocking call finishes first).
-fn interrupt(state: &State, n: usize, limit: Duration) {
+fn interrupt(state: &State, n: usize) {
     let ident = state.idents[n].load(Ordering::SeqCst);
     // The exception goes to the thread's state in the interpreter it serves
     // (none: the thread is between requests, nothing to interrupt).
@@ -567,11 +626,13 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
     else {
         return;
     };
-    // mod_wsgi 6's lines around the injection.
-    let name = state.group.def.name.clone();
+    // mod_wsgi 6's lines around the injection (with the configured
+    // request-timeout, not the per-thread threshold).
+    let def = &state.group.def;
+    let name = def.name.clone();
     info(&format!(
         "Dumping stack trace for thread {n} of daemon process '{name}' which has exceeded request-timeout of {} seconds, before injecting RequestTimeout to unwind it.",
-        limit.as_secs()
+        def.request_timeout.unwrap_or_default().as_secs()
     ));
     // Another thread takes the GIL, so this one keeps watching.
     let _ = std::thread::Builder::new()
@@ -600,7 +661,7 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
 /// or first request) this long after Python started ends, and the parent
 /// starts another: a stuck first import (Django's setup()) is not retried
 /// in the same process.
-fn watch_startup(daemons: Arc<Daemons>, id: usize, limit: Duration) {
+fn watch_startup(daemons: Arc<Daemons>, id: usize, limit: Duration, name: String) {
     let _ = std::thread::Builder::new()
         .name("wsgi-startup".into())
         .spawn(move || {
@@ -611,10 +672,8 @@ fn watch_startup(daemons: Arc<Daemons>, id: usize, limit: Duration) {
             {
                 return;
             }
-            error(&format!(
-                "mod_wsgi_rs: Process (pid={}) loaded no WSGI script within startup-timeout ({:.0} s); restarting it.",
-                std::process::id(),
-                limit.as_secs_f64()
+            info(&format!(
+                "Application startup timer expired, stopping daemon process '{name}'."
             ));
             daemons
                 .table
@@ -641,14 +700,12 @@ fn watch_gil(state: &State) {
 /// C code must not keep this process from restarting.
 fn dump_stacks(state: &State, limit: Duration) {
     let def = &state.group.def;
-    error(&format!(
-        "mod_wsgi_rs: Daemon process request time limit exceeded ({:.0} s for request-timeout={:.0} s and threads={}): restarting process '{}' (pid={}). Dumping stack trace for active Python threads.",
-        limit.as_secs_f64(),
-        def.request_timeout.unwrap_or_default().as_secs_f64(),
-        def.threads,
-        def.name,
-        std::process::id()
+    let _ = limit;
+    info(&format!(
+        "Daemon process request time limit exceeded, stopping daemon process '{}'.",
+        def.name
     ));
+    let name = def.name.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let _ = std::thread::Builder::new()
         .name("wsgi-stack-dump".into())
@@ -669,15 +726,23 @@ fn dump_stacks(state: &State, limit: Duration) {
                 });
                 let lines = lines.unwrap_or_default();
                 if !lines.is_empty() {
-                    all.push(format!("Interpreter '{}':", interp.name()));
+                    let which = match interp.name() {
+                        "" => "main interpreter".to_string(),
+                        n => format!("sub-interpreter '{n}'"),
+                    };
+                    all.push(format!(
+                        "Dumping stack trace for active Python threads of {which} in daemon process '{name}'."
+                    ));
                     all.extend(lines);
                 }
             }
             let _ = tx.send(all);
         });
     match rx.recv_timeout(Duration::from_secs(2)) {
-        Ok(lines) => lines.iter().for_each(|l| error(l)),
-        Err(_) => error("mod_wsgi_rs: the Python threads could not be inspected (the GIL was not released within 2 s)."),
+        Ok(lines) => lines.iter().for_each(|l| info(l)),
+        Err(_) => {
+            info("The Python threads could not be inspected (the GIL was not released within 2 s).")
+        }
     }
 }
 
@@ -709,7 +774,7 @@ fn stop(state: &Arc<State>, reason: Reason, workers: Vec<std::thread::JoinHandle
     }
     if state.active.load(Ordering::SeqCst) > 0 {
         error(&format!(
-            "mod_wsgi_rs: Process '{}' (pid={}) stopped with {} request(s) still running after {:.1} s.",
+            "Process '{}' (pid={}) stopped with {} request(s) still running after {:.1} s.",
             def.name,
             std::process::id(),
             state.active.load(Ordering::SeqCst),
@@ -811,11 +876,9 @@ fn read_head(state: &State, reader: &mut FrameReader) -> Option<(RequestHead, us
         Ok(Some(_)) => Err(std::io::Error::other("expected a request head")),
         Err(e) => Err(e),
     };
-    head.map_err(|e| {
-        error(&format!(
-            "mod_wsgi_rs: Daemon process '{}' received a bad request from an Apache child: {e}",
-            state.group.def.name
-        ))
+    let _ = state;
+    head.map_err(|_| {
+        error("WSGI0080: Unable to read incoming WSGI request from Apache child; request will be aborted with 500.")
     })
     .ok()
 }
@@ -824,10 +887,8 @@ fn read_head(state: &State, reader: &mut FrameReader) -> Option<(RequestHead, us
 fn restart_for_script(state: &State, script: &str) -> Refusal {
     if !state.script_changed.swap(true, Ordering::SeqCst) {
         info(&format!(
-            "mod_wsgi_rs: Forcing restart of daemon process '{}' (pid={}) due to modification of script '{}'.",
-            state.group.def.name,
-            std::process::id(),
-            script
+            "Forcing restart of daemon process '{}' due to modification of script '{}'.",
+            state.group.def.name, script
         ));
     }
     state.set_mode(STOP);

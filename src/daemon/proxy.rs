@@ -70,9 +70,9 @@ pub fn child_exiting() {
     }
 }
 
-/// A failure before the response started: the status Apache answers with
-/// and the line logged.
-struct Refused(i32, String);
+/// A failure before the response started: the status Apache answers with,
+/// the OS error behind it (0 for none) and the line logged.
+struct Refused(i32, i32, String);
 
 /// Serves the request through daemon process group `g`.
 ///
@@ -112,24 +112,32 @@ pub unsafe fn handle(
             protocol::write_frame(conn.as_raw_fd(), Kind::Head, &[&payload])
                 .map_err(|e| {
                     failure(g, Failure::Send);
+                    // mod_wsgi numbers the first attempt's failure and a
+                    // retry's apart.
+                    let id = if attempt == 1 { "WSGI0121" } else { "WSGI0125" };
                     Refused(
-                        sys::HTTP_SERVICE_UNAVAILABLE,
-                        format!("Unable to send the request to daemon process '{name}': {e}."),
+                        sys::HTTP_INTERNAL_SERVER_ERROR,
+                        e.raw_os_error().unwrap_or(0),
+                        format!(
+                            "{id}: Unable to send request details to WSGI daemon process '{name}' on '{}'.",
+                            g.socket
+                        ),
                     )
                 })
                 .map(|()| (conn, pid))
         });
         let (conn, pid) = match res {
             Ok(c) => c,
-            Err(Refused(status, msg)) => {
+            Err(Refused(status, errno, msg)) => {
                 // SAFETY: r is live.
-                unsafe { log::rerror(r, log::ERR, &format!("{msg}: {}", head.target.script)) };
+                unsafe { log::script_rerror(r, log::ERR, errno, &msg) };
                 return status;
             }
         };
         // SAFETY: r is live for this call; the transport is dropped before it returns.
         let mut t = unsafe { ApacheTransport::new(r) };
         let mut relay = Relay {
+            r,
             d,
             g,
             pid,
@@ -146,22 +154,22 @@ pub unsafe fn handle(
         };
         match relay.run(&mut t) {
             Outcome::Done(status) => return status,
-            Outcome::Again => {
+            Outcome::Again if attempt < attempts => {
                 let msg = format!(
-                    "Connect after WSGI daemon process '{name}' restart, attempt #{attempt}: {}",
-                    head.target.script
+                    "Reconnecting after WSGI daemon process '{name}' restart, attempt #{attempt}."
                 );
-                // SAFETY: r is live.
-                unsafe { log::rerror(r, log::INFO, &msg) };
+                // SAFETY: r and its server are live; as in mod_wsgi, a
+                // server line (no client, no script).
+                unsafe { log::error((*r).server, log::INFO, &msg) };
             }
+            Outcome::Again => {}
         }
     }
     let msg = format!(
-        "Daemon process '{name}' kept restarting for a changed script; gave up after {attempts} attempts: {}",
-        head.target.script
+        "WSGI0124: Maximum number of WSGI daemon process '{name}' restart attempts reached: {attempts}."
     );
     // SAFETY: r is live.
-    unsafe { log::rerror(r, log::ERR, &msg) };
+    unsafe { log::script_rerror(r, log::ERR, 0, &msg) };
     failure(g, Failure::RestartLoop);
     sys::HTTP_SERVICE_UNAVAILABLE
 }
@@ -213,47 +221,59 @@ enum Outcome {
     Again,
 }
 
-/// Connects to the group's socket, retrying while it is missing, refused
-/// or its queue is full, until connect-timeout (mod_wsgi's back-off: every
+/// Connects to the group's socket, retrying while it is refused or its
+/// queue is full, until connect-timeout (mod_wsgi's back-off: every
 /// 0.125 s, then every second after 2 s). Returns the connection and the
 /// daemon process at the other end (when the kernel knows it yet).
 fn connect(g: &Group, connects: &mut u32) -> Result<(OwnedFd, i32), Refused> {
     let name = &g.def.name;
     let started = Instant::now();
     let limit = g.def.connect_timeout;
-    let mut attempt = 0u32;
     loop {
-        attempt += 1;
         *connects += 1;
-        match try_connect(&g.socket, limit.saturating_sub(started.elapsed())) {
+        let fd = new_socket().map_err(|e| {
+            failure(g, Failure::Send);
+            Refused(
+                sys::HTTP_INTERNAL_SERVER_ERROR,
+                e.raw_os_error().unwrap_or(0),
+                format!(
+                    "WSGI0115: Unable to create socket to connect to WSGI daemon process '{name}' on '{}'.",
+                    g.socket
+                ),
+            )
+        })?;
+        match try_connect(fd, &g.socket, limit.saturating_sub(started.elapsed())) {
             Ok(fd) => {
                 set_timeout(fd.as_raw_fd(), libc::SO_RCVTIMEO, g.socket_timeout);
                 set_timeout(fd.as_raw_fd(), libc::SO_SNDTIMEO, g.socket_timeout);
                 return Ok((fd, 0));
             }
             Err(e) => {
+                // As mod_wsgi: only a refused connection or a full queue is
+                // retried; a missing socket fails at once (WSGI0117).
                 let retry = matches!(
                     e.raw_os_error(),
-                    Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN | libc::EINTR)
+                    Some(libc::ECONNREFUSED | libc::EAGAIN | libc::EINTR)
                 );
                 if !retry || started.elapsed() >= limit {
-                    // SAFETY: getuid is a plain query.
-                    let uid = unsafe { libc::getuid() };
-                    let why = if retry {
+                    let msg = if retry {
                         format!(
-                            "after {attempt} attempts in {:.1} s (connect-timeout): the socket does not exist or its listen-backlog is full",
-                            started.elapsed().as_secs_f64()
+                            "WSGI0116: Unable to connect to WSGI daemon process '{name}' on '{}' after multiple attempts as listener backlog limit was exceeded or the socket does not exist.",
+                            g.socket
                         )
                     } else {
-                        format!("as user with uid={uid}: {e}")
+                        // SAFETY: geteuid is a plain query.
+                        let uid = unsafe { libc::geteuid() };
+                        format!(
+                            "WSGI0117: Unable to connect to WSGI daemon process '{name}' on '{}' as user with uid={uid}.",
+                            g.socket
+                        )
                     };
                     failure(g, Failure::Connect);
                     return Err(Refused(
                         sys::HTTP_SERVICE_UNAVAILABLE,
-                        format!(
-                            "Unable to connect to WSGI daemon process '{name}' on '{}' {why}",
-                            g.socket
-                        ),
+                        e.raw_os_error().unwrap_or(0),
+                        msg,
                     ));
                 }
                 let pause = if started.elapsed() < Duration::from_secs(2) {
@@ -297,17 +317,24 @@ fn body_window(fd: RawFd) -> u32 {
     (got as usize / 2).clamp(4096, protocol::WINDOW_MAX) as u32
 }
 
-/// A connection to the socket at `path`; a full queue is waited on for up
-/// to `wait` (a blocking connect honours the send timeout).
-fn try_connect(path: &str, wait: Duration) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket calls on a descriptor owned by the OwnedFd; the
-    // address is a zeroed sockaddr_un holding a bounded path.
+/// A new UNIX stream socket (mod_wsgi reports its failure apart).
+fn new_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket() has no preconditions; the descriptor is owned at once.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let fd = OwnedFd::from_raw_fd(fd);
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Connects `fd` to the socket at `path`; a full queue is waited on for up
+/// to `wait` (a blocking connect honours the send timeout).
+fn try_connect(fd: OwnedFd, path: &str, wait: Duration) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket calls on a descriptor owned by the OwnedFd; the
+    // address is a zeroed sockaddr_un holding a bounded path.
+    unsafe {
         set_timeout(
             fd.as_raw_fd(),
             libc::SO_SNDTIMEO,
@@ -335,6 +362,8 @@ fn try_connect(path: &str, wait: Duration) -> io::Result<OwnedFd> {
 }
 
 struct Relay<'a> {
+    /// The request served (live for the relay's life).
+    r: *mut sys::request_rec,
     d: &'a Daemons,
     g: &'a Group,
     /// The daemon process serving the request (0 until known).
@@ -361,20 +390,15 @@ impl Relay<'_> {
         &self.g.def.name
     }
 
+    /// An error line for the request, as mod_wsgi words it (`errno` 0: none).
+    fn log_error(&self, errno: i32, msg: &str) {
+        // SAFETY: the request outlives the relay.
+        unsafe { log::script_rerror(self.r, log::ERR, errno, msg) };
+    }
+
     /// Whether the daemon went away for `cause`.
     fn cause_is(&mut self, cause: Cause) -> bool {
         self.pid != 0 && self.d.table.cause_of(self.pid, Duration::from_millis(2500)) == Some(cause)
-    }
-
-    /// Why the daemon went away, if the parent has seen it die.
-    fn cause(&mut self) -> String {
-        if self.pid == 0 {
-            return "the daemon process is unknown".into();
-        }
-        match self.d.table.cause_of(self.pid, Duration::from_millis(2500)) {
-            Some(c) => format!("process {} {}", self.pid, c.describe()),
-            None => format!("process {} is still running", self.pid),
-        }
     }
 
     /// Waits for the daemon to take the request (its first frame). The
@@ -404,6 +428,7 @@ impl Relay<'_> {
                 failure(self.g, Failure::NoProcess);
                 return Err(Refused(
                     sys::HTTP_SERVICE_UNAVAILABLE,
+                    0,
                     format!(
                         "No process of WSGI daemon process group '{}' is running (it keeps failing to start, or is restarting); gave up after connect-timeout ({:.1} s)",
                         self.name(),
@@ -426,9 +451,9 @@ impl Relay<'_> {
     }
 
     fn relay(&mut self, t: &mut ApacheTransport<'_>) -> i32 {
-        if let Err(Refused(status, msg)) = self.await_daemon() {
+        if let Err(Refused(status, errno, msg)) = self.await_daemon() {
             let _call = ApacheCall::enter();
-            t.log(Level::Error, &format!("{msg}: {}", self.script));
+            self.log_error(errno, &msg);
             return status;
         }
         loop {
@@ -513,7 +538,7 @@ impl Relay<'_> {
                 Ok(code) if self.error_override && code >= 400 => return Break(i32::from(code)),
                 Ok(_) => self.started = true,
                 Err(msg) => {
-                    t.log(Level::Error, &msg);
+                    self.log_error(0, &msg);
                     return Break(sys::HTTP_INTERNAL_SERVER_ERROR);
                 }
             },
@@ -540,7 +565,7 @@ impl Relay<'_> {
                 t.abort();
                 return Break(sys::OK);
             }
-            Kind::NoResponse if !self.started => return Break(self.refused(t, payload)),
+            Kind::NoResponse if !self.started => return Break(self.refused(payload)),
             _ => return Break(self.protocol_error(t, "an unexpected frame")),
         }
         Continue(())
@@ -561,16 +586,16 @@ impl Relay<'_> {
     }
 
     /// The status for a request the daemon did not answer.
-    fn refused(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> i32 {
+    fn refused(&mut self, payload: &[u8]) -> i32 {
         let (cause, status, why) = match Refusal::from_byte(payload.first().copied().unwrap_or(1)) {
             Refusal::NotFound => return sys::HTTP_NOT_FOUND,
             Refusal::Error => return sys::HTTP_INTERNAL_SERVER_ERROR,
             Refusal::Restarting => return RESTARTING,
             Refusal::Interrupted => (
-                Failure::RequestTimeout,
+                Failure::RequestInterrupted,
                 sys::HTTP_GATEWAY_TIME_OUT,
                 format!(
-                    "Request to daemon process '{}' ran past request-timeout ({:.0} s) and was interrupted",
+                    "Request to daemon process '{}' ran past request-timeout ({:.0} s) and was interrupted.",
                     self.name(),
                     self.g.def.request_timeout.unwrap_or_default().as_secs_f64()
                 ),
@@ -579,12 +604,12 @@ impl Relay<'_> {
                 Failure::QueueTimeout,
                 sys::HTTP_GATEWAY_TIME_OUT,
                 format!(
-                    "Queue timeout expired for WSGI daemon process '{}'",
+                    "WSGI0084: Queue timeout expired for WSGI daemon process '{}'.",
                     self.name()
                 ),
             ),
         };
-        t.log(Level::Error, &format!("{why}: {}", self.script));
+        self.log_error(0, &why);
         failure(self.g, cause);
         status
     }
@@ -617,8 +642,15 @@ impl Relay<'_> {
         let more = protocol::Cursor::new(payload).u32().unwrap_or(0) as usize;
         self.credit = self.credit.saturating_add(more);
         while self.credit > 0 && !self.body_sent {
-            if self.send_body(t).is_err() {
-                // The daemon's end of the connection shows the failure.
+            if let Err(e) = self.send_body(t) {
+                // The daemon stopped reading: the rest is not sent.
+                self.log_error(
+                    0,
+                    &format!(
+                        "WSGI0129: Request data write error when proxying data to daemon process: {}.",
+                        log::os_text(&e)
+                    ),
+                );
                 self.body_sent = true;
             }
         }
@@ -680,32 +712,40 @@ impl Relay<'_> {
     /// application's code, so what it sends is not trusted further than
     /// what embedded mode accepts from start_response.
     fn start(&mut self, t: &mut ApacheTransport<'_>, payload: &[u8]) -> Result<u16, String> {
+        let name = self.name();
+        let too_long =
+            || format!("WSGI0144: Response header line too long from daemon process '{name}'.");
+        let malformed = |line: String| {
+            format!(
+                "WSGI0148: Malformed header '{line}' found when reading script headers from daemon process '{name}'."
+            )
+        };
         let bad = |why: String| {
             format!(
-                "Invalid response headers from daemon process '{}' for WSGI script '{}': {why}.",
-                self.name(),
+                "Invalid response headers from daemon process '{name}' for WSGI script '{}': {why}.",
                 self.script
             )
         };
         if payload.len() > self.g.def.header_buffer_size.max(8192) * 4 {
-            return Err(bad(format!(
-                "{} bytes of headers, over header-buffer-size",
-                payload.len()
-            )));
+            return Err(too_long());
         }
         let head: ResponseHead =
             protocol::decode_response(payload).map_err(|e| bad(e.to_string()))?;
-        let code = parse_status(&head.status).map_err(bad)?;
+        let code = parse_status(&head.status)
+            .map_err(|_| malformed(format!("Status: {}", String::from_utf8_lossy(&head.status))))?;
         let mut content_length = None;
         for (k, v) in &head.headers {
             if k.len() + v.len() + 2 > self.g.def.header_buffer_size {
-                return Err(bad(format!(
-                    "the header {:?} is longer than header-buffer-size ({} bytes)",
-                    String::from_utf8_lossy(k),
-                    self.g.def.header_buffer_size
-                )));
+                return Err(too_long());
             }
-            if let Some(n) = check_header(k, v).map_err(bad)? {
+            let line = || {
+                format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                )
+            };
+            if let Some(n) = check_header(k, v).map_err(|_| malformed(line()))? {
                 content_length = Some(n);
             }
         }
@@ -722,69 +762,59 @@ impl Relay<'_> {
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
         );
+        let eof = e.kind() == io::ErrorKind::UnexpectedEof;
+        let name = self.name().to_string();
         if !self.started {
-            let (cause, status, msg) = if timed_out {
+            // mod_wsgi's three ways to lose the headers, with its statuses;
+            // a process restarted for request-timeout shows as one of the
+            // last two there too.
+            let (status, msg) = if timed_out {
                 (
-                    Failure::SocketTimeout,
                     sys::HTTP_GATEWAY_TIME_OUT,
-                    format!(
-                        "Timeout when reading response headers from daemon process '{}' (socket-timeout {:.0} s)",
-                        self.name(),
-                        self.g.socket_timeout.as_secs_f64()
-                    ),
+                    format!("WSGI0145: Timeout when reading response headers from daemon process '{name}'."),
                 )
-            } else if self.cause_is(Cause::Recycled(Reason::RequestTimeout)) {
+            } else if eof {
                 (
-                    Failure::RequestTimeout,
-                    sys::HTTP_GATEWAY_TIME_OUT,
-                    format!(
-                        "Daemon process '{}' restarted: the request ran past request-timeout ({:.0} s)",
-                        self.name(),
-                        self.g.def.request_timeout.unwrap_or_default().as_secs_f64()
-                    ),
+                    sys::HTTP_BAD_GATEWAY,
+                    format!("WSGI0146: Daemon process '{name}' closed connection before sending complete response headers."),
                 )
             } else {
-                let cause = self.cause();
                 (
-                    Failure::DaemonCrash,
                     sys::HTTP_BAD_GATEWAY,
-                    format!(
-                        "Daemon process '{}' closed the connection before sending complete response headers ({cause})",
-                        self.name()
-                    ),
+                    format!("WSGI0147: Error reading response headers from daemon process '{name}' ({}).", log::os_text(&e)),
                 )
             };
-            t.log(Level::Error, &format!("{msg}: {}", self.script));
+            let cause = if timed_out {
+                Failure::SocketTimeout
+            } else if self.cause_is(Cause::Recycled(Reason::RequestTimeout)) {
+                Failure::RequestTimeout
+            } else {
+                Failure::DaemonCrash
+            };
+            self.log_error(0, &msg);
             failure(self.g, cause);
             return status;
         }
         self.send_pending(t);
-        let why = if timed_out {
-            "timed out".to_string()
+        let errno = if timed_out {
+            libc::ETIMEDOUT
         } else {
-            self.cause()
+            e.raw_os_error().unwrap_or(0)
         };
-        t.log(
-            Level::Error,
-            &format!(
-                "Daemon process '{}' stopped sending before the response was complete ({why}); the response to the client is cut: {}",
-                self.name(),
-                self.script
-            ),
+        self.log_error(
+            errno,
+            "WSGI0119: Unable to proxy response from daemon to client.",
         );
         t.abort();
         sys::OK
     }
 
     fn protocol_error(&mut self, t: &mut ApacheTransport<'_>, what: &str) -> i32 {
-        t.log(
-            Level::Error,
-            &format!(
-                "Protocol error from daemon process '{}': {what}: {}",
-                self.name(),
-                self.script
-            ),
+        let msg = format!(
+            "Protocol error from daemon process '{}': {what}.",
+            self.name()
         );
+        self.log_error(0, &msg);
         if self.started {
             t.abort();
             sys::OK

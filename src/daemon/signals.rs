@@ -31,11 +31,11 @@ impl Dispatcher {
                 }
                 let _ = done_tx.send(());
             });
-        if let Err(e) = spawned {
+        if spawned.is_err() {
             crate::apache::log::server(
                 crate::wsgi::transport::Level::Error,
                 &format!(
-                    "mod_wsgi_rs: Unable to create signal dispatcher thread in daemon process '{group}' ({e}); SIGHUP and SIGUSR2 signals will not be delivered to mod_wsgi.subscribe_signals subscribers."
+                    "WSGI0207: Unable to create signal dispatcher thread in daemon process '{group}'; SIGHUP and SIGUSR2 signals will not be delivered to mod_wsgi.subscribe_signals subscribers."
                 ),
             );
             return None;

@@ -185,11 +185,11 @@ unsafe fn pool_path(pconf: *mut sys::apr_pool_t, p: &str, server_root: bool) -> 
 /// Binds and listens on a group's socket: mode 0600, owned by the user
 /// Apache's children run as (or socket-user), so only they can connect.
 fn listen(path: &str, g: &DaemonGroup) -> Result<RawFd, String> {
-    let fail = |what: &str| {
+    // mod_wsgi's texts, after the OS error as Apache would put it.
+    let fail = |text: String| {
         format!(
-            "Cannot create the socket '{path}' for WSGI daemon process group '{}' ({what}): {}. Check WSGISocketPrefix and that its directory exists.",
-            g.name,
-            std::io::Error::last_os_error()
+            "{}: {text}",
+            log::os_status(&std::io::Error::last_os_error())
         )
     };
     let cpath = CString::new(path).map_err(|_| "NUL in socket path".to_string())?;
@@ -198,7 +198,7 @@ fn listen(path: &str, g: &DaemonGroup) -> Result<RawFd, String> {
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
-            return Err(fail("socket"));
+            return Err(fail(format!("WSGI0012: Unable to create unix domain socket for daemon process '{}'. Daemon group will not start.", g.name)));
         }
         let mut addr: libc::sockaddr_un = std::mem::zeroed();
         addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
@@ -210,36 +210,51 @@ fn listen(path: &str, g: &DaemonGroup) -> Result<RawFd, String> {
         for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
             *d = *s as libc::c_char;
         }
-        libc::unlink(cpath.as_ptr());
         let old = libc::umask(0o077);
-        let rv = libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        );
+        let bind = || {
+            libc::bind(
+                fd,
+                (&addr as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        let mut rv = bind();
+        if rv != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EADDRINUSE) {
+            log::server_status(
+                crate::wsgi::transport::Level::Warning,
+                libc::EADDRINUSE,
+                &format!("WSGI0065: Removing stale unix domain socket '{path}' before re-binding daemon process listener."),
+            );
+            libc::unlink(cpath.as_ptr());
+            rv = bind();
+        }
         libc::umask(old);
         if rv != 0 {
-            let e = fail("bind");
+            let e = fail(format!("WSGI0013: Unable to bind unix domain socket '{path}'. Daemon group will not start."));
             libc::close(fd);
             return Err(e);
         }
-        for (opt, v) in [
-            (libc::SO_SNDBUF, g.send_buffer_size),
-            (libc::SO_RCVBUF, g.receive_buffer_size),
+        for (opt, v, text) in [
+            (libc::SO_SNDBUF, g.send_buffer_size, "WSGI0062: Unable to set send buffer size on daemon process socket; default size will be used."),
+            (libc::SO_RCVBUF, g.receive_buffer_size, "WSGI0063: Unable to set receive buffer size on daemon process socket; default size will be used."),
         ] {
             if let Some(v) = v {
                 let v = v as c_int;
-                libc::setsockopt(
+                let rv = libc::setsockopt(
                     fd,
                     libc::SOL_SOCKET,
                     opt,
                     (&v as *const c_int).cast(),
                     std::mem::size_of::<c_int>() as libc::socklen_t,
                 );
+                if rv != 0 {
+                    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                    log::server_status(crate::wsgi::transport::Level::Warning, errno, text);
+                }
             }
         }
         if libc::listen(fd, g.listen_backlog) != 0 {
-            let e = fail("listen");
+            let e = fail(format!("WSGI0014: Unable to listen on unix domain socket '{path}'. Daemon group will not start."));
             libc::close(fd);
             return Err(e);
         }
@@ -256,7 +271,7 @@ fn listen(path: &str, g: &DaemonGroup) -> Result<RawFd, String> {
                 .as_ref()
                 .map_or(sys::ap_unixd_config.user_id, |u| u.id);
             if libc::chown(cpath.as_ptr(), uid, u32::MAX) != 0 {
-                let e = fail("chown");
+                let e = fail(format!("WSGI0015: Unable to change owner of unix domain socket '{path}' to uid={uid}. Daemon group will not start."));
                 libc::close(fd);
                 return Err(e);
             }
@@ -303,9 +318,8 @@ fn spawn(daemons: &Arc<Daemons>, gi: usize, slot: usize, quick_deaths: u32) {
     }
     if pid < 0 {
         let msg = format!(
-            "mod_wsgi_rs: Cannot fork a process for WSGI daemon process group '{}': {}",
-            g.def.name,
-            std::io::Error::last_os_error()
+            "WSGI0024: Unable to spawn daemon process '{}'. Daemon group will not start.",
+            g.def.name
         );
         log::server(crate::wsgi::transport::Level::Error, &msg);
         return;
@@ -349,13 +363,31 @@ fn backoff(quick: u32) -> Duration {
     }
 }
 
+fn info(msg: &str) {
+    log::server(crate::wsgi::transport::Level::Info, msg);
+}
+
 /// APR's "other child" callback: a daemon process died, or its record is
 /// being removed (which frees it).
 extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
     let _ = crate::caught(|| {
         if reason == sys::APR_OC_REASON_UNREGISTER as c_int {
             // SAFETY: APR has dropped the record; nothing refers to the Slot.
-            drop(unsafe { Box::from_raw(data as *mut Slot) });
+            let slot = unsafe { Box::from_raw(data as *mut Slot) };
+            let name = &slot.daemons.groups[slot.group].def.name;
+            info(&format!(
+                "Process '{name}' (pid={}) has been deregistered and will no longer be monitored.",
+                slot.proc_.pid
+            ));
+            return;
+        }
+        if reason == sys::APR_OC_REASON_RESTART as c_int {
+            // SAFETY: `data` is the Slot registered in `spawn`, still registered.
+            let slot = unsafe { &*(data as *const Slot) };
+            info(&format!(
+                "Deregistering daemon process '{}' (pid={}); server is restarting or shutting down.",
+                slot.daemons.groups[slot.group].def.name, slot.proc_.pid
+            ));
             return;
         }
         if reason != sys::APR_OC_REASON_DEATH as c_int && reason != sys::APR_OC_REASON_LOST as c_int
@@ -374,10 +406,27 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
                 slot.quick_deaths,
             )
         };
+        let g = &daemons.groups[gi];
+        let name = &g.def.name;
+        // mod_wsgi's lines, to the letter: `status` is what Apache's MPM
+        // passes (an exit code or a signal number), read as a wait status.
+        info(&format!(
+            "Process '{name}' (pid={pid}) has died; deregistering and restarting it."
+        ));
+        if libc::WIFEXITED(status) {
+            info(&format!(
+                "Process '{name}' (pid={pid}) terminated normally, exit code {}",
+                libc::WEXITSTATUS(status)
+            ));
+        } else if libc::WIFSIGNALED(status) {
+            info(&format!(
+                "Process '{name}' (pid={pid}) terminated by signal {}",
+                libc::WTERMSIG(status)
+            ));
+        }
         // SAFETY: the record is registered; APR asks the caller to remove it
         // (which calls back with UNREGISTER and frees the Slot).
         unsafe { sys::apr_proc_other_child_unregister(data) };
-        let g = &daemons.groups[gi];
         let id = daemons.table.slot_id(&daemons, gi, index);
         let cause = daemons.table.died(id, pid, status);
         crate::metrics::record::proc_died(id, &g.def.name, cause);
@@ -389,9 +438,9 @@ extern "C" fn died(reason: c_int, data: *mut c_void, status: c_int) {
             _ => quick + 1,
         };
         let delay = backoff(quick);
+        // What mod_wsgi does not say: why, and the back-off.
         let msg = format!(
-            "mod_wsgi_rs: Process '{}' (pid={pid}) {}; restarting it{}.",
-            g.def.name,
+            "Process '{name}' (pid={pid}) {}; restarting it{}.",
             cause.describe(),
             if delay.is_zero() {
                 String::new()

@@ -303,36 +303,33 @@ unsafe fn delegate(
     let daemons = crate::daemon::supervisor::current();
     // SAFETY: r and its server are live.
     let server_name = unsafe { apache::cstring_lossy((*(*r).server).server_hostname) };
-    let found = daemons.as_ref().and_then(|d| {
-        d.group(group)
-            .filter(|g| g.def.server_name.is_none() || g.def.server_name == server_name)
-            .cloned()
-    });
-    if !dir.may_use(group) {
+    // mod_wsgi's wording and numbering for each refusal (500 for all).
+    let refuse = |msg: String| {
         // SAFETY: r is live.
-        unsafe {
-            log::rerror(
-                r,
-                log::ERR,
-                &format!("Daemon process called '{group}' cannot be accessed by this WSGI application (WSGIRestrictProcess): {filename}"),
-            )
-        };
-        return sys::HTTP_INTERNAL_SERVER_ERROR;
-    }
-    let (Some(d), Some(g)) = (daemons, found) else {
-        // SAFETY: r is live.
-        unsafe {
-            log::rerror(
-                r,
-                log::ERR,
-                &format!("No WSGI daemon process called '{group}' has been configured: {filename}"),
-            )
-        };
-        return sys::HTTP_INTERNAL_SERVER_ERROR;
+        unsafe { log::script_rerror(r, log::ERR, 0, &msg) };
+        sys::HTTP_INTERNAL_SERVER_ERROR
     };
+    if !dir.may_use(group) {
+        return refuse(format!("WSGI0149: Daemon process called '{group}' cannot be accessed by this WSGI application as not a member of allowed groups."));
+    }
+    let Some(d) = daemons.filter(|d| !d.groups.is_empty()) else {
+        return refuse(format!(
+            "WSGI0150: No WSGI daemon process called '{group}' has been configured."
+        ));
+    };
+    let Some(g) = d.group(group).cloned() else {
+        return refuse(format!(
+            "WSGI0151: No WSGI daemon process called '{group}' has been configured."
+        ));
+    };
+    if g.def.server_name.is_some() && g.def.server_name != server_name {
+        return refuse(format!(
+            "WSGI0152: Daemon process called '{group}' cannot be accessed by this WSGI application."
+        ));
+    }
     if let Err(why) = crate::daemon::policy::check_script(&g.def, &filename) {
         // SAFETY: r is live.
-        unsafe { log::rerror(r, log::ERR, &why) };
+        unsafe { log::script_rerror(r, log::ERR, 0, &why) };
         return sys::HTTP_FORBIDDEN;
     }
     // SAFETY: r is live for this call.

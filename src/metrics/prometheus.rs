@@ -181,7 +181,14 @@ fn write_apache_workers(out: &mut Out, busy: u64, idle: u64, limit: u64) {
 type Figure<T, V = u64> = (&'static str, &'static str, fn(&T) -> V);
 
 fn write_groups(out: &mut Out, a: &Area, current: &[String]) {
-    // Groups ever seen (by name), plus "(other)" if it was used.
+    let names = seen_groups(a);
+    write_group_counters(out, a, &names);
+    write_capacity(out, a, current);
+}
+
+/// Slot indexes of every group ever seen, by name, plus "(other)" (the
+/// overflow slot) if it was used.
+fn seen_groups(a: &Area) -> BTreeMap<String, Vec<usize>> {
     let mut names: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, g) in a.groups.iter().enumerate() {
         if let Some(n) = g.name.get() {
@@ -198,6 +205,12 @@ fn write_groups(out: &mut Out, a: &Area, current: &[String]) {
     {
         names.entry("(other)".into()).or_default().push(GROUPS - 1);
     }
+    names
+}
+
+/// Restarts, 502/503/504 answers and queue time: summed over the slots a
+/// group's name has had.
+fn write_group_counters(out: &mut Out, a: &Area, names: &BTreeMap<String, Vec<usize>>) {
     let sum =
         |slots: &[usize], f: &dyn Fn(usize) -> u64| -> u64 { slots.iter().map(|&i| f(i)).sum() };
     out.head(
@@ -205,7 +218,7 @@ fn write_groups(out: &mut Out, a: &Area, current: &[String]) {
         "counter",
         "Daemon processes that ended and were started again, by cause.",
     );
-    for (n, slots) in &names {
+    for (n, slots) in names {
         for (ci, cause) in RESTART_CAUSES.iter().enumerate() {
             let v = sum(slots, &|i| a.groups[i].restarts[ci].load(Relaxed));
             out.line(
@@ -220,7 +233,7 @@ fn write_groups(out: &mut Out, a: &Area, current: &[String]) {
         "counter",
         "502/503/504 answers for daemon process groups, by cause.",
     );
-    for (n, slots) in &names {
+    for (n, slots) in names {
         for (ci, (cause, status)) in FAILURES.iter().enumerate() {
             let v = sum(slots, &|i| a.groups[i].errors[ci].load(Relaxed));
             let status = status.to_string();
@@ -236,7 +249,7 @@ fn write_groups(out: &mut Out, a: &Area, current: &[String]) {
         "histogram",
         "Time from the request's arrival in Apache to a daemon thread taking it.",
     );
-    for (n, slots) in &names {
+    for (n, slots) in names {
         let mut h = Hist::default();
         for &i in slots {
             h.add(&a.groups[i].queue);
@@ -247,6 +260,11 @@ fn write_groups(out: &mut Out, a: &Area, current: &[String]) {
             &labels(&[("process_group", n)]),
         );
     }
+}
+
+/// Processes, threads and busy threads per group now running (or
+/// configured: `current`), then each daemon process's own figures.
+fn write_capacity(out: &mut Out, a: &Area, current: &[String]) {
     let cap = snapshot::capacity(a);
     let groups: Vec<&String> = {
         let mut g: Vec<&String> = current.iter().collect();

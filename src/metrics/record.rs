@@ -66,12 +66,13 @@ fn restart_cause(c: Cause) -> usize {
     }
 }
 
-/// Why an Apache child answered for a daemon group with 502/503/504.
+/// Why an Apache child answered for a daemon group with 500/502/503/504
+/// (mod_wsgi 6's status for each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
     /// 503: the group's socket refused or did not exist until connect-timeout.
     Connect,
-    /// 503: the request could not be sent.
+    /// 500: the request could not be sent (or no socket could be made).
     Send,
     /// 503: no process of the group ran for connect-timeout.
     NoProcess,
@@ -79,24 +80,27 @@ pub enum Failure {
     RestartLoop,
     /// 504: queue-timeout.
     QueueTimeout,
-    /// 504: request-timeout.
+    /// 502: the process was restarted for request-timeout before the headers.
     RequestTimeout,
     /// 504: socket-timeout waiting for the response headers.
     SocketTimeout,
     /// 502: the daemon closed the connection before the headers (it died).
     DaemonCrash,
+    /// 504: interrupt-timeout raised RequestTimeout in the request's thread.
+    RequestInterrupted,
 }
 
 /// (cause label, status), in the order of `Group::errors`.
-pub const FAILURES: [(&str, u16); 8] = [
+pub const FAILURES: [(&str, u16); 9] = [
     ("connect", 503),
-    ("send", 503),
+    ("send", 500),
     ("no-process", 503),
     ("restart-loop", 503),
     ("queue-timeout", 504),
-    ("request-timeout", 504),
+    ("request-timeout", 502),
     ("socket-timeout", 504),
     ("daemon-crash", 502),
+    ("request-interrupted", 504),
 ];
 
 /// A proxied request failed with `f` (Apache child).

@@ -236,9 +236,13 @@ pub fn start(service: Service, identity: Identity) {
     let socket = match UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|_| s)) {
         Ok(s) => s,
         Err(e) => {
-            return crate::apache::log::server(
+            return crate::apache::log::server_status(
                 crate::wsgi::transport::Level::Warning,
-                &format!("mod_wsgi_rs: Telemetry reporter could not open a socket ({e}); metrics will not be sent."),
+                e.raw_os_error().unwrap_or(0),
+                &format!(
+                    "WSGI0132: Telemetry reporter could not open target '{}'; metrics will not be sent.",
+                    service.path
+                ),
             )
         }
     };
@@ -262,9 +266,10 @@ pub fn start(service: Service, identity: Identity) {
         .name("wsgi-telemetry".into())
         .spawn(run);
     if let Err(e) = spawned {
-        crate::apache::log::server(
+        crate::apache::log::server_status(
             crate::wsgi::transport::Level::Warning,
-            &format!("mod_wsgi_rs: Telemetry reporter thread could not start ({e})."),
+            e.raw_os_error().unwrap_or(0),
+            "WSGI0133: Unable to create telemetry reporter thread; metrics will not be sent.",
         );
     }
 }

@@ -162,19 +162,7 @@ pub fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
         }
         d.set_item("memory_max_rss", peak)?;
         d.set_item("memory_rss", rss)?;
-        let padded = |f: &dyn Fn(&recording::SlotSnapshot) -> f64| -> Vec<f64> {
-            let mut v: Vec<f64> = slots.iter().take(maximum).map(f).collect();
-            v.resize(maximum, 0.0);
-            v
-        };
-        let active = slots
-            .iter()
-            .take(maximum)
-            .filter(|s| s.completed > 0 || s.elapsed_us > 0)
-            .count();
-        d.set_item("request_threads_maximum", maximum)?;
-        d.set_item("request_threads_started", threads_started.min(maximum))?;
-        d.set_item("request_threads_active", active)?;
+        set_thread_figures(&d, &slots, maximum, threads_started)?;
         d.set_item(
             "capacity_utilization",
             secs(busy as i64) / period / maximum as f64,
@@ -188,58 +176,73 @@ pub fn request_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
         d.set_item("input_reads", interval.input_reads)?;
         d.set_item("output_bytes", interval.output_bytes)?;
         d.set_item("output_writes", interval.output_writes)?;
-        let daemon = in_daemon();
-        let requests = interval.requests.max(1) as f64;
-        for (phase, name) in PHASES {
-            let p = &interval.phases[phase as usize];
-            let daemon_only = matches!(phase, recording::Phase::Queue | recording::Phase::Daemon);
-            d.set_item(format!("{name}_buckets"), p.buckets.to_vec())?;
-            if daemon_only && !daemon {
-                d.set_item(name, py.None())?;
-                d.set_item(format!("{name}_min_us"), py.None())?;
-                d.set_item(format!("{name}_max_us"), py.None())?;
-                continue;
-            }
-            d.set_item(
-                name,
-                if interval.requests > 0 {
-                    p.total / requests
-                } else {
-                    0.0
-                },
-            )?;
-            match p.min_max() {
-                Some((min, max)) => {
-                    d.set_item(format!("{name}_min_us"), min)?;
-                    d.set_item(format!("{name}_max_us"), max)?;
-                }
-                None => {
-                    d.set_item(format!("{name}_min_us"), py.None())?;
-                    d.set_item(format!("{name}_max_us"), py.None())?;
-                }
-            }
-        }
+        set_phase_figures(&d, &interval)?;
         d.set_item("gil_wait_count", 0)?;
-        let completed: Vec<u64> = {
-            let mut v: Vec<u64> = slots.iter().take(maximum).map(|s| s.completed).collect();
-            v.resize(maximum, 0);
-            v
-        };
-        d.set_item("request_threads_completed", completed.clone())?;
-        d.set_item("request_threads_buckets", completed)?;
-        d.set_item(
-            "request_threads_busy_time",
-            padded(&|s| s.busy_us as f64 / 1e6),
-        )?;
-        d.set_item("request_threads_cpu_time", padded(&|_| 0.0))?;
-        d.set_item(
-            "request_threads_current_elapsed",
-            padded(&|s| s.elapsed_us as f64 / 1e6),
-        )?;
-        d.set_item(
-            "request_threads_max_duration",
-            padded(&|s| s.max_us as f64 / 1e6),
-        )?;
         Ok(d.into_any().unbind())
     })
+}
+
+/// Per request thread figures, each a list of `maximum` entries.
+fn set_thread_figures(
+    d: &Bound<'_, PyDict>,
+    slots: &[recording::SlotSnapshot],
+    maximum: usize,
+    threads_started: usize,
+) -> PyResult<()> {
+    let padded = |f: &dyn Fn(&recording::SlotSnapshot) -> f64| -> Vec<f64> {
+        let mut v: Vec<f64> = slots.iter().take(maximum).map(f).collect();
+        v.resize(maximum, 0.0);
+        v
+    };
+    let active = slots
+        .iter()
+        .take(maximum)
+        .filter(|s| s.completed > 0 || s.elapsed_us > 0)
+        .count();
+    d.set_item("request_threads_maximum", maximum)?;
+    d.set_item("request_threads_started", threads_started.min(maximum))?;
+    d.set_item("request_threads_active", active)?;
+    let completed: Vec<u64> = {
+        let mut v: Vec<u64> = slots.iter().take(maximum).map(|s| s.completed).collect();
+        v.resize(maximum, 0);
+        v
+    };
+    d.set_item("request_threads_completed", completed.clone())?;
+    d.set_item("request_threads_buckets", completed)?;
+    d.set_item(
+        "request_threads_busy_time",
+        padded(&|s| s.busy_us as f64 / 1e6),
+    )?;
+    d.set_item("request_threads_cpu_time", padded(&|_| 0.0))?;
+    d.set_item(
+        "request_threads_current_elapsed",
+        padded(&|s| s.elapsed_us as f64 / 1e6),
+    )?;
+    d.set_item(
+        "request_threads_max_duration",
+        padded(&|s| s.max_us as f64 / 1e6),
+    )
+}
+
+/// Mean, min/max and histogram of each phase; queue and daemon time are
+/// None outside daemon processes.
+fn set_phase_figures(d: &Bound<'_, PyDict>, interval: &recording::Interval) -> PyResult<()> {
+    let daemon = in_daemon();
+    let requests = interval.requests.max(1) as f64;
+    for (phase, name) in PHASES {
+        let p = &interval.phases[phase as usize];
+        let daemon_only = matches!(phase, recording::Phase::Queue | recording::Phase::Daemon);
+        d.set_item(format!("{name}_buckets"), p.buckets.to_vec())?;
+        let (mean, min_max) = if daemon_only && !daemon {
+            (None, None)
+        } else if interval.requests > 0 {
+            (Some(p.total / requests), p.min_max())
+        } else {
+            (Some(0.0), p.min_max())
+        };
+        d.set_item(name, mean)?;
+        d.set_item(format!("{name}_min_us"), min_max.map(|m| m.0))?;
+        d.set_item(format!("{name}_max_us"), min_max.map(|m| m.1))?;
+    }
+    Ok(())
 }
