@@ -162,6 +162,17 @@ void wsgi_rs_log_error(const server_rec *s, int level, apr_status_t status, cons
     ap_log_error(APLOG_MARK, level, status, s, "%s", msg);
 }
 
+/* The same with the Python caller's file and line (ErrorLogFormat %F). */
+void wsgi_rs_log_rerror_at(const char *file, int line, const request_rec *r, int level, const char *msg)
+{
+    ap_log_rerror(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
+}
+
+void wsgi_rs_log_error_at(const char *file, int line, const server_rec *s, int level, const char *msg)
+{
+    ap_log_error(file, line, APLOG_MODULE_INDEX, level, 0, s, "%s", msg);
+}
+
 void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
 {
     APR_BRIGADE_INSERT_TAIL(bb, b);

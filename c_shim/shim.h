@@ -29,6 +29,8 @@ void *wsgi_rs_server_config(server_rec *s);
 void *wsgi_rs_dir_config(request_rec *r);
 void wsgi_rs_log_rerror(const request_rec *r, int level, apr_status_t status, const char *msg);
 void wsgi_rs_log_error(const server_rec *s, int level, apr_status_t status, const char *msg);
+void wsgi_rs_log_rerror_at(const char *file, int line, const request_rec *r, int level, const char *msg);
+void wsgi_rs_log_error_at(const char *file, int line, const server_rec *s, int level, const char *msg);
 void wsgi_rs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
 int wsgi_rs_core_sendfile_off(request_rec *r);
 int wsgi_rs_is_head(request_rec *r);

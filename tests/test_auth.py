@@ -214,7 +214,7 @@ def test_auth_environ_is_mod_wsgis_cut_down_set(apache):
     assert e['mod_wsgi.process_group'] == '' and e['mod_wsgi.application_group'] == ''
     assert e['apache.version']['type'] == 'tuple' and e['mod_wsgi.version']['type'] == 'tuple'
     assert e['versions'][0][:2] == [2, 4] and len(e['versions'][1]) == 3
-    assert e['wsgi.errors']['type'] == 'Log'
+    assert e['wsgi.errors']['type'] == 'TextIOWrapper'
     assert 'HTTP_AUTHORIZATION' not in e
     # Not a WSGI request: no body, no response.
     assert 'wsgi.input' not in e and 'wsgi.version' not in e
@@ -240,7 +240,7 @@ def test_objects_kept_past_the_request_refuse(apache):
         failures = json.loads(line.split('AUTH-STALE ', 1)[1])
         if failures is not None:
             break
-    assert failures == ['errors: log object has expired', 'ssl: request object has expired',
+    assert failures == ['errors: write() called on wsgi.errors after request completed', 'ssl: request object has expired',
                         'lookup: request object has expired', 'bad arg: TypeError', 'bad arg: TypeError']
 
 

@@ -63,7 +63,7 @@ def test_wsgi_keys(apache):
     assert e['wsgi.multiprocess']['repr'] == repr(multiprocess)
     assert e['wsgi.multithread']['repr'] == repr(threaded)
     assert e['wsgi.input']['type'] == 'Input'
-    assert e['wsgi.errors']['type'] == 'Log'
+    assert e['wsgi.errors']['type'] == 'TextIOWrapper'
     assert e['wsgi.file_wrapper']['type'] == 'type'
     assert e['mod_wsgi.process_group'] == group
     # The default application group is mod_wsgi's %{RESOURCE}.

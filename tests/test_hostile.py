@@ -101,7 +101,7 @@ def test_wsgi_errors_expires_with_its_request(apache):
     if apache.mpm == 'prefork':
         return  # the report may land in another child: covered under event
     r = apache.get('/h/errors-report')
-    assert r.body == b'RuntimeError: log object has expired'
+    assert r.body == b'RuntimeError: write() called on wsgi.errors after request completed'
     assert 'too late' not in apache.error_log()
 
 

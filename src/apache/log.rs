@@ -10,9 +10,11 @@ pub use sys::{APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_WARNING as WARNING};
 /// Apache's level for a core log level.
 pub fn level(level: Level) -> i32 {
     match level {
+        Level::Crit => sys::APLOG_CRIT,
         Level::Error => ERR,
         Level::Warning => WARNING,
         Level::Info => INFO,
+        Level::Debug => sys::APLOG_DEBUG,
     }
 }
 
@@ -80,6 +82,43 @@ pub fn server_status(lvl: Level, status: i32, msg: &str) {
 
 fn c(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).expect("NULs replaced")
+}
+
+/// Logs to this process's error log with the Python caller's file and line.
+pub fn server_at(lvl: Level, msg: &str, site: crate::wsgi::transport::Site<'_>) {
+    let Some((file, line)) = site else {
+        return server(lvl, msg);
+    };
+    let own = PROCESS_SERVER.load(Ordering::SeqCst);
+    let (m, f) = (c(msg), c(file));
+    // SAFETY: as in `server`; the strings outlive the call.
+    unsafe {
+        let s = if own.is_null() {
+            sys::ap_server_conf
+        } else {
+            own
+        };
+        sys::wsgi_rs_log_error_at(f.as_ptr(), line, s, level(lvl), m.as_ptr())
+    }
+}
+
+/// Logs against a request with the Python caller's file and line.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn rerror_at(
+    r: *const sys::request_rec,
+    lvl: Level,
+    msg: &str,
+    site: crate::wsgi::transport::Site<'_>,
+) {
+    let Some((file, line)) = site else {
+        // SAFETY: r is live (the caller's promise).
+        return unsafe { rerror(r, level(lvl), msg) };
+    };
+    let (m, f) = (c(msg), c(file));
+    // SAFETY: r is live; the strings outlive the call; the shim formats with "%s".
+    unsafe { sys::wsgi_rs_log_rerror_at(f.as_ptr(), line, r, level(lvl), m.as_ptr()) }
 }
 
 /// Logs against a request (`[client ip:port]` prefix).

@@ -152,11 +152,11 @@ impl Script<'_> {
                 return None;
             }
         };
-        let errors = match self.ex.capsule(py).and_then(|capsule| {
-            objs.log_type
-                .bind(py)
-                .call1((capsule, 0u8, "<wsgi.errors>"))
-        }) {
+        let errors = match self
+            .ex
+            .capsule(py)
+            .and_then(|capsule| objs.log_stream.bind(py).call1((capsule, 0u8, "<log>")))
+        {
             Ok(e) => e,
             Err(e) => {
                 log_exception(py, interp, path, &e, &[]);

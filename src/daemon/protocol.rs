@@ -22,7 +22,7 @@
 //! ```
 pub use super::reader::FrameReader;
 use crate::wsgi::head::{HandOff, Key, RequestHead, Target, Text, VarName};
-use crate::wsgi::transport::ResponseHead;
+use crate::wsgi::transport::{Level, ResponseHead, Site};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -100,6 +100,53 @@ impl Refusal {
             _ => Refusal::Error,
         }
     }
+}
+
+/// A `Log` frame: the level's byte (with 0x80 when a site follows), then
+/// for a site the line (u32 LE), the file's length (u16 LE) and the file,
+/// then the message.
+pub fn encode_log(level: Level, msg: &str, site: Site<'_>, out: &mut Vec<u8>) {
+    let lvl = match level {
+        Level::Error => 0u8,
+        Level::Info => 1,
+        Level::Crit => 2,
+        Level::Warning => 4,
+        Level::Debug => 7,
+    };
+    out.clear();
+    match site {
+        Some((file, line)) => {
+            let file = &file.as_bytes()[..file.len().min(u16::MAX as usize)];
+            out.push(lvl | 0x80);
+            out.extend_from_slice(&(line as u32).to_le_bytes());
+            out.extend_from_slice(&(file.len() as u16).to_le_bytes());
+            out.extend_from_slice(file);
+        }
+        None => out.push(lvl),
+    }
+    out.extend_from_slice(msg.as_bytes());
+}
+
+/// A `Log` frame's level, site and message (as `encode_log` wrote them).
+pub fn decode_log(payload: &[u8]) -> (Level, Option<(String, i32)>, String) {
+    let lvl = payload.first().copied().unwrap_or(0);
+    let level = match lvl & 0x7f {
+        1 => Level::Info,
+        2 => Level::Crit,
+        4 => Level::Warning,
+        7 => Level::Debug,
+        _ => Level::Error,
+    };
+    let mut rest = payload.get(1..).unwrap_or(b"");
+    let mut site = None;
+    if lvl & 0x80 != 0 && rest.len() >= 6 {
+        let line = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as i32;
+        let n = usize::from(u16::from_le_bytes([rest[4], rest[5]]));
+        let file = rest.get(6..6 + n).unwrap_or(b"");
+        site = Some((String::from_utf8_lossy(file).into_owned(), line));
+        rest = rest.get(6 + n..).unwrap_or(b"");
+    }
+    (level, site, String::from_utf8_lossy(rest).into_owned())
 }
 
 /// `End` flag: the response was shorter than its Content-Length, so the
@@ -407,6 +454,33 @@ pub fn decode_response(payload: &[u8]) -> io::Result<ResponseHead> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_round_trip() {
+        let mut out = Vec::new();
+        for level in [
+            Level::Crit,
+            Level::Error,
+            Level::Warning,
+            Level::Info,
+            Level::Debug,
+        ] {
+            encode_log(level, "msg", Some(("/app/x.py", 42)), &mut out);
+            assert_eq!(
+                decode_log(&out),
+                (
+                    level,
+                    Some(("/app/x.py".to_string(), 42)),
+                    "msg".to_string()
+                )
+            );
+            encode_log(level, "plain", None, &mut out);
+            assert_eq!(decode_log(&out), (level, None, "plain".to_string()));
+        }
+        // A short or hostile payload decodes to something, never panics.
+        assert_eq!(decode_log(&[0x84, 1]).0, Level::Warning);
+        assert_eq!(decode_log(&[]), (Level::Error, None, String::new()));
+    }
 
     #[test]
     fn head_round_trip() {

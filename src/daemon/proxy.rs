@@ -522,15 +522,8 @@ impl Relay<'_> {
             }
             Kind::Read => self.on_read(t, payload),
             Kind::Log => {
-                let level = if payload.first() == Some(&1) {
-                    Level::Info
-                } else {
-                    Level::Error
-                };
-                t.log(
-                    level,
-                    &String::from_utf8_lossy(payload.get(1..).unwrap_or(b"")),
-                );
+                let (level, site, msg) = protocol::decode_log(payload);
+                t.log_at(level, &msg, site.as_ref().map(|(f, l)| (f.as_str(), *l)));
             }
             Kind::Start if !self.started => match self.start(t, payload) {
                 // Apache answers with its ErrorDocument for `code`; the

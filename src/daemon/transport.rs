@@ -5,7 +5,7 @@
 //! Apache's output filters still apply.
 use super::protocol::{self, FrameReader, Kind, Refusal, DATA_MAX, END_CLOSE};
 use crate::apache::log;
-use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Transport};
+use crate::wsgi::transport::{ClientGone, Ending, Level, ResponseHead, Site, Transport};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -251,11 +251,14 @@ impl Transport for DaemonTransport {
     }
 
     fn log(&mut self, level: Level, msg: &str) {
-        let lvl = [matches!(level, Level::Info) as u8];
-        if self.broken
-            || protocol::write_frame(self.fd, Kind::Log, &[&lvl, msg.as_bytes()]).is_err()
-        {
-            log::server(level, msg);
+        self.log_at(level, msg, None)
+    }
+
+    fn log_at(&mut self, level: Level, msg: &str, site: Site<'_>) {
+        let mut frame = Vec::new();
+        protocol::encode_log(level, msg, site, &mut frame);
+        if self.broken || protocol::write_frame(self.fd, Kind::Log, &[&frame]).is_err() {
+            log::server_at(level, msg, site);
         }
     }
 }

@@ -133,10 +133,7 @@ fn dispatch_environ<'py>(
     if env.contains("mod_wsgi.callable_object")? {
         env.del_item("mod_wsgi.callable_object")?;
     }
-    let errors = objs
-        .log_type
-        .bind(py)
-        .call1((py.None(), 1u8, "<wsgi.errors>"))?;
+    let errors = objs.log_stream.bind(py).call1((py.None(), 1u8, "<log>"))?;
     env.set_item("wsgi.errors", errors)?;
     if head.request_rec != 0 {
         env.set_item(

@@ -473,4 +473,9 @@ impl Transport for ApacheTransport<'_> {
         // SAFETY: r is live.
         unsafe { log::rerror(self.r, log::level(level), msg) }
     }
+
+    fn log_at(&mut self, level: Level, msg: &str, site: crate::wsgi::transport::Site<'_>) {
+        // SAFETY: r is live.
+        unsafe { log::rerror_at(self.r, level, msg, site) }
+    }
 }

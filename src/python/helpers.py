@@ -7,6 +7,7 @@ import io
 import sys
 import threading
 import types
+from _weakref import getweakrefcount as _getweakrefcount
 
 version = (6, 0, 5)  # the mod_wsgi release whose behaviour this module follows
 process_group = ''
@@ -25,6 +26,7 @@ class RequestTimeout(BaseException):
 class Input:
     """wsgi.input: reads the request body from Apache with the GIL released."""
     __slots__ = ('_ctx',)
+    __module__ = 'mod_wsgi'
 
     def __init__(self, ctx):
         self._ctx = ctx
@@ -63,6 +65,7 @@ class FileWrapper:
     """wsgi.file_wrapper: a real file becomes an Apache file bucket (sendfile);
     anything else is read in blocks of ``blksize``."""
     __slots__ = ('filelike', 'blksize')
+    __module__ = 'mod_wsgi'
 
     def __init__(self, filelike, blksize=8192):
         self.filelike = filelike
@@ -83,47 +86,92 @@ class FileWrapper:
             close()
 
 
-class _LogBuffer(io.RawIOBase):
-    """The .buffer of a Log: bytes are decoded as UTF-8 and logged."""
-
-    def __init__(self, log):
-        self._log = log
-
-    def writable(self):
-        return True
-
-    def write(self, b):
-        data = bytes(b)
-        self._log.write(data.decode('utf-8', 'backslashreplace'))
-        return len(data)
+_warned_str_write = False
 
 
 class Log:
-    """wsgi.errors (one per request, ``ctx`` is the request) and sys.stdout /
-    sys.stderr (``ctx`` is None): each line becomes an error-log entry.
-    Not an io.IOBase: its __del__ would flush every request's object as it
-    is freed (and complain once the request is over)."""
+    """mod_wsgi.Log: the binary layer under wsgi.errors (and its .buffer).
+    Bytes-like writes are cut into lines, each an error-log entry in the
+    request's context; ``ctx`` is the request, None for sys.stdout /
+    sys.stderr. Once its request is over (or it was closed) writing raises
+    RuntimeError, as mod_wsgi 6's does. Not an io.IOBase: its finaliser
+    would flush every request's object as it is freed."""
 
-    __slots__ = ('_ctx', '_stream', '_name')
-    encoding = 'utf-8'
-    errors = 'backslashreplace'
+    __slots__ = ('_ctx', '_stream', '_name', '_expired', '_wrote', '_dirty')
+    __module__ = 'mod_wsgi'
     closed = False
+    encoding = 'utf-8'
+    errors = 'replace'
 
     def __init__(self, ctx, stream, name):
         self._ctx = ctx
         self._stream = stream
         self._name = name
+        self._expired = False
+        # Its TextIOWrapper flushes it right after a write; a flush without
+        # one comes from elsewhere (flush(), reconfigure(), detach(),
+        # close()): the pair is then never handed out again (see errors_stream).
+        self._wrote = False
+        self._dirty = False
 
     @property
     def name(self):
         return self._name
 
-    @property
-    def buffer(self):
-        return _LogBuffer(self)
+    def _check(self, what):
+        if self._expired:
+            raise RuntimeError('%s() called on wsgi.errors after request completed' % what)
 
-    def writable(self):
-        return True
+    def write(self, b):
+        self._check('write')
+        self._wrote = True
+        if isinstance(b, str):
+            global _warned_str_write
+            if not _warned_str_write:
+                _warned_str_write = True
+                import warnings
+                warnings.warn('Writing str to wsgi.errors.buffer / sys.stderr.buffer is '
+                              'deprecated; write a bytes-like object instead.',
+                              DeprecationWarning, 2)
+            text = b
+        else:
+            try:
+                data = memoryview(b)
+            except TypeError:
+                raise TypeError("a bytes-like object is required, not '%s'"
+                                % type(b).__name__) from None
+            text = str(data, 'utf-8', 'backslashreplace')
+        _rs_log_write(self._ctx, self._stream, text)
+
+    def writelines(self, lines):
+        self._check('writelines')
+        _rs_log_write(self._ctx, self._stream, '', 'writelines')
+        try:
+            lines = iter(lines)
+        except TypeError as e:
+            raise TypeError('writelines() argument must be an iterable of '
+                            'bytes-like objects') from e
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if not self._wrote:
+            self._dirty = True
+        self._wrote = False
+        _rs_log_flush(self._ctx, self._stream)
+
+    def close(self):
+        if not self._expired:
+            try:
+                self.flush()
+            except Exception:
+                pass
+        # sys.stdout / sys.stderr stay usable: later errors must not be lost.
+        self._expired = self._ctx is not None
+        self._dirty = True
+
+    def isatty(self):
+        return False
 
     def readable(self):
         return False
@@ -131,28 +179,84 @@ class Log:
     def seekable(self):
         return False
 
-    def isatty(self):
-        return False
+    def writable(self):
+        return True
 
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
-        _rs_log_write(self._ctx, self._stream, s)
-        return len(s)
+    def fileno(self):
+        raise OSError('wsgi.errors log object has no file descriptor')
 
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
 
-    def flush(self):
-        _rs_log_flush(self._ctx, self._stream)
+def _log_handler_type():
+    import logging
 
-    def close(self):
-        # Never really closed: a closed sys.stderr would lose later errors.
-        self.flush()
+    class LogHandler(logging.Handler):
+        """mod_wsgi.LogHandler: records go to Apache's error log at the
+        matching level (CRITICAL crit, ERROR error, WARNING warn, INFO
+        info, DEBUG debug), one entry per line, with the caller's file and
+        line for ErrorLogFormat's %F, in the request's context when this
+        thread serves one. Apache's LogLevel filters them as well."""
+        __module__ = 'mod_wsgi'
 
-    def __repr__(self):
-        return '<mod_wsgi_rs.Log name=%r>' % self._name
+        def emit(self, record):
+            try:
+                msg = self.format(record)
+            except Exception:
+                self.handleError(record)
+                return
+            _rs_log_record(record.levelno, msg, getattr(record, 'pathname', None),
+                           getattr(record, 'lineno', None))
+
+    return LogHandler
+
+
+LogHandler = _log_handler_type()
+
+_TextIOWrapper = io.TextIOWrapper
+_getrefcount = sys.getrefcount
+
+
+class _ErrorsPool(threading.local):
+    # [wrapper, log, wrapper's and log's reference counts when unused]
+    pair = None
+
+
+_errors_pool = _ErrorsPool()
+
+
+def errors_stream(ctx):
+    """A request's wsgi.errors. Making a TextIOWrapper costs as much as a
+    tenth of a small request, so each thread hands out again the one of its
+    previous request when nothing can tell: no reference to it or its Log
+    is left (the counts are those of an unused pair), no weak reference,
+    and it is as made (no attribute set, never reconfigured, detached,
+    flushed or closed by the application)."""
+    pair = _errors_pool.pair
+    if pair is not None:
+        w, log = pair[0], pair[1]
+        if (_getrefcount(w) == pair[2] and _getrefcount(log) == pair[3]
+                and not log._dirty and not _getweakrefcount(w)
+                and w.line_buffering and w.write_through and w._CHUNK_SIZE == 8192
+                and w.errors == 'replace' and w.encoding == 'utf-8' and not w.__dict__):
+            log._ctx = ctx
+            log._wrote = False
+            return w
+    _errors_pool.pair = None
+    log = Log(ctx, 0, '<wsgi.errors>')
+    w = _TextIOWrapper(log, 'utf-8', 'replace', None, True, True)
+    w.__dict__
+    pair = [w, log, 0, 0]
+    # Measured as the check above sees them: held by `pair`, `w`/`log` and the call.
+    pair[2] = _getrefcount(w)
+    pair[3] = _getrefcount(log)
+    _errors_pool.pair = pair
+    return w
+
+
+def log_stream(ctx, stream, name):
+    """wsgi.errors, sys.stdout, sys.stderr: an io.TextIOWrapper (UTF-8,
+    errors 'replace', line buffered, write-through) over a new Log, as
+    mod_wsgi 6 makes them."""
+    return _TextIOWrapper(Log(ctx, stream, name), 'utf-8', 'replace', None, True, True)
 
 
 _load_lock = threading.RLock()

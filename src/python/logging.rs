@@ -60,12 +60,13 @@ fn flush_stream(py: Python<'_>, stream: u8) {
     }
 }
 
-fn expired() -> PyErr {
-    PyRuntimeError::new_err("log object has expired")
+/// mod_wsgi 6's error for a wsgi.errors used after its request.
+fn expired(what: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{what}() called on wsgi.errors after request completed"
+    ))
 }
 
-/// Log.write(): `ctx` is the request's capsule for wsgi.errors, None for
-/// sys.stdout (stream 0) and sys.stderr (stream 1).
 /// Updates the partial line of a stream with `f` and logs the text it
 /// returns: the request's wsgi.errors (`ctx` its capsule; raises once the
 /// request is over) or this thread's stdout/stderr (`ctx` None).
@@ -73,6 +74,7 @@ fn with_pending(
     py: Python<'_>,
     ctx: &Bound<'_, PyAny>,
     stream: u8,
+    what: &str,
     f: impl FnOnce(&mut String) -> Option<String>,
 ) -> PyResult<()> {
     if ctx.is_none() {
@@ -85,7 +87,11 @@ fn with_pending(
     let done = {
         let mut inner = ex.lock_py(py);
         if inner.transport().is_none() {
-            return Err(expired());
+            // Nothing to flush is no error (a wrapper freed after its request).
+            if what == "flush" && inner.errors_line.is_empty() {
+                return Ok(());
+            }
+            return Err(expired(what));
         }
         f(&mut inner.errors_line)
     };
@@ -95,23 +101,40 @@ fn with_pending(
     Ok(())
 }
 
+/// Logs what the request's wsgi.errors left without a newline (at its end,
+/// as mod_wsgi's closing of it does).
+pub fn flush_errors(py: Python<'_>, ex: &Exchange) {
+    let text = take_line(&mut ex.lock_py(py).errors_line);
+    if let Some(text) = text {
+        ex.log_lines(py, Level::Error, &[&text]);
+    }
+}
+
 /// The whole partial line, if there is one.
 fn take_line(pending: &mut String) -> Option<String> {
     Some(std::mem::take(pending)).filter(|t| !t.is_empty())
 }
 
 /// Log.write(): `ctx` is the request's capsule for wsgi.errors, None for
-/// sys.stdout (stream 0) and sys.stderr (stream 1).
+/// sys.stdout (stream 0) and sys.stderr (stream 1); `what` names the
+/// method in the error for a request that is over.
 #[pyfunction]
+#[pyo3(signature = (ctx, stream, text, what=None))]
 pub fn _rs_log_write(
     py: Python<'_>,
     ctx: &Bound<'_, PyAny>,
     stream: u8,
     text: &Bound<'_, PyAny>,
+    what: Option<&str>,
 ) -> PyResult<()> {
     super::guard::catch(|| {
         let text = text_arg(text)?;
-        with_pending(py, ctx, stream, |p| complete_lines(p, &text))
+        let what = if what == Some("writelines") {
+            "writelines"
+        } else {
+            "write"
+        };
+        with_pending(py, ctx, stream, what, |p| complete_lines(p, &text))
     })
 }
 
@@ -128,7 +151,48 @@ fn text_arg(text: &Bound<'_, PyAny>) -> PyResult<String> {
 
 #[pyfunction]
 pub fn _rs_log_flush(py: Python<'_>, ctx: &Bound<'_, PyAny>, stream: u8) -> PyResult<()> {
-    super::guard::catch(|| with_pending(py, ctx, stream, take_line))
+    super::guard::catch(|| with_pending(py, ctx, stream, "flush", take_line))
+}
+
+/// mod_wsgi.LogHandler's Apache level for a Python level (what lies between
+/// the standard levels goes down to the next one, as mod_wsgi 6 does).
+fn handler_level(levelno: i64) -> Level {
+    match levelno {
+        50.. => Level::Crit,
+        40..=49 => Level::Error,
+        30..=39 => Level::Warning,
+        20..=29 => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
+/// mod_wsgi.LogHandler.emit(): each line of a formatted record, at the
+/// Apache level of `levelno`, with the caller's file and line (%F), in
+/// the context of the request this thread serves, if any.
+#[pyfunction]
+pub fn _rs_log_record(
+    py: Python<'_>,
+    levelno: i64,
+    text: &Bound<'_, PyAny>,
+    file: &Bound<'_, PyAny>,
+    line: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    super::guard::catch(|| {
+        let text = text_arg(text)?;
+        let file = file
+            .cast::<PyString>()
+            .ok()
+            .map(|f| f.to_string_lossy().into_owned());
+        let line = line.extract::<i32>().unwrap_or(0);
+        let site = file.as_deref().map(|f| (f, line));
+        let lines: Vec<&str> = text.split('\n').collect();
+        let level = handler_level(levelno);
+        match current() {
+            Some(ex) => ex.log_lines_at(py, level, &lines, site),
+            None => py.detach(|| lines.iter().for_each(|l| log::server_at(level, l, site))),
+        }
+        Ok(())
+    })
 }
 
 /// A message of the module's own at info level (script loading, as mod_wsgi logs it).

@@ -45,7 +45,8 @@ const OTHER_KEYS_MAX: usize = 256;
 pub struct InterpObjects {
     pub module: Py<PyModule>,
     pub input_type: Py<PyAny>,
-    pub log_type: Py<PyAny>,
+    pub log_stream: Py<PyAny>,
+    pub errors_stream: Py<PyAny>,
     pub file_wrapper: Py<PyAny>,
     pub start_response: Py<PyAny>,
     pub write: Py<PyAny>,
@@ -131,6 +132,7 @@ impl InterpObjects {
         add(wrap_pyfunction!(super::logging::_rs_log_write, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_flush, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_info, &module)?)?;
+        add(wrap_pyfunction!(super::logging::_rs_log_record, &module)?)?;
         add(wrap_pyfunction!(super::logging::_rs_log_error, &module)?)?;
         add(wrap_pyfunction!(
             crate::wsgi::events::request_data,
@@ -181,7 +183,8 @@ impl InterpObjects {
             .collect();
         Ok(InterpObjects {
             input_type: module.getattr("Input")?.unbind(),
-            log_type: module.getattr("Log")?.unbind(),
+            log_stream: module.getattr("log_stream")?.unbind(),
+            errors_stream: module.getattr("errors_stream")?.unbind(),
             file_wrapper: file_wrapper.unbind(),
             start_response: start_response.into_any().unbind(),
             write: write.into_any().unbind(),

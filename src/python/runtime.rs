@@ -249,7 +249,7 @@ fn start(setup: &'static Setup) -> Result<&'static Interp, String> {
 /// sys.stdout and sys.stderr write to the error log.
 fn install_streams(py: Python<'_>, objects: &InterpObjects) -> PyResult<()> {
     let sys = py.import("sys")?;
-    let log = objects.module.bind(py).getattr("Log")?;
+    let log = objects.log_stream.bind(py);
     sys.setattr("stdout", log.call1((py.None(), 0u8, "<stdout>"))?)?;
     sys.setattr("stderr", log.call1((py.None(), 1u8, "<stderr>"))?)?;
     Ok(())

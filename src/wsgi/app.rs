@@ -161,10 +161,7 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
     let prepare = || -> PyResult<_> {
         let capsule = ex.capsule(py)?;
         let input = objs.input_type.bind(py).call1((&capsule,))?;
-        let errors = objs
-            .log_type
-            .bind(py)
-            .call1((&capsule, 0u8, "<wsgi.errors>"))?;
+        let errors = objs.errors_stream.bind(py).call1((&capsule,))?;
         let environ = environ::build(py, objs, head, input, errors, application_start)?;
         if head.request_rec != 0 {
             let cap = super::request_rec::capsule(py, head.request_rec)?;
@@ -185,6 +182,7 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
     events::begin(py, ex, objs, &environ);
     let app = events::request_started(py, ex, objs, &environ, app, head, application_start);
     let result = respond(py, ex, objs, &app, &environ, start_response);
+    crate::python::logging::flush_errors(py, ex);
     events::end(
         py,
         ex,

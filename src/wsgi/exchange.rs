@@ -13,7 +13,7 @@
 use super::input::InputBuffer;
 use super::output::OutputState;
 use super::output::SendError;
-use super::transport::{Level, Transport};
+use super::transport::{Level, Site, Transport};
 use super::writer::{self, OutQueue};
 use crate::python::interp::Interp;
 use pyo3::prelude::*;
@@ -217,13 +217,18 @@ impl Exchange {
     /// server's once the request is over), with the GIL released: a slow or
     /// piped ErrorLog must not stall the interpreter.
     pub fn log_lines(&self, py: Python<'_>, level: Level, lines: &[&str]) {
+        self.log_lines_at(py, level, lines, None)
+    }
+
+    /// The same with the Python caller's file and line (mod_wsgi.LogHandler).
+    pub fn log_lines_at(&self, py: Python<'_>, level: Level, lines: &[&str], site: Site<'_>) {
         py.detach(|| {
             let mut inner = self.lock();
             match inner.transport() {
-                Some(t) => lines.iter().for_each(|l| t.log(level, l)),
+                Some(t) => lines.iter().for_each(|l| t.log_at(level, l, site)),
                 None => lines
                     .iter()
-                    .for_each(|l| crate::apache::log::server(level, l)),
+                    .for_each(|l| crate::apache::log::server_at(level, l, site)),
             }
         })
     }

@@ -11,10 +11,15 @@ use std::os::fd::OwnedFd;
 /// Error-log severity, mapped by each transport to its own levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
+    Crit,
     Error,
     Warning,
     Info,
+    Debug,
 }
+
+/// Where a Python logging call was made (file, line): Apache's %F.
+pub type Site<'a> = Option<(&'a str, i32)>;
 
 /// The client went away (or the transport broke) while sending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,4 +103,10 @@ pub trait Transport: Send {
 
     /// A line for the error log, in the request's context.
     fn log(&mut self, level: Level, msg: &str);
+
+    /// A line with the Python caller's file and line, where the transport
+    /// can pass them on to Apache.
+    fn log_at(&mut self, level: Level, msg: &str, _site: Site<'_>) {
+        self.log(level, msg)
+    }
 }
