@@ -40,7 +40,7 @@ def test_cgi_variables(apache):
     assert e['REMOTE_ADDR'] == '127.0.0.1'
     assert int(e['REMOTE_PORT']) > 0
     assert e['REQUEST_SCHEME'] == 'http'
-    assert e['GATEWAY_INTERFACE'] == 'CGI/1.1'
+    assert 'GATEWAY_INTERFACE' not in e  # dropped by mod_wsgi 6
     assert e['DOCUMENT_ROOT'] == apache.dir
     assert e['SCRIPT_FILENAME'] == apache.apps + '/env.wsgi'
     assert e['HTTP_X_CUSTOM_HEADER'] == 'abc'
@@ -70,23 +70,43 @@ def test_wsgi_keys(apache):
     assert e['mod_wsgi.application_group'] == '127.0.0.1:%d|/env' % apache.port
     assert e['mod_wsgi.callable_object'] == 'application'
     assert e['mod_wsgi.request_handler'] == 'wsgi-script'
-    assert e['mod_wsgi.script_reloading'] == '1'
     assert e['mod_wsgi.listener_port'] == str(apache.port)
-    assert e['mod_wsgi.version']['type'] == 'tuple'
-    assert e['mod_wsgi.request_start'].isdigit()
+    assert e['mod_wsgi.version'] == {'type': 'tuple', 'repr': '(6, 0, 5)'}
     assert e['mod_wsgi.thread_id']['type'] == 'int'
     assert e['apache.version']['repr'].startswith('(2, 4,')
 
 
-def test_request_id_and_counters(apache):
-    """mod_wsgi.request_id is Apache's request log id (%L); the counters count."""
+def test_request_id_and_server_pid(apache):
+    """mod_wsgi.request_id is Apache's request log id (%L); server_pid is the
+    Apache child's pid (a str), in a daemon process too."""
     first, second = env(apache, '/env'), env(apache, '/env')
     assert first['mod_wsgi.request_id'] and second['mod_wsgi.request_id']
     assert first['mod_wsgi.request_id'] != second['mod_wsgi.request_id']
-    for key in ('mod_wsgi.total_requests', 'mod_wsgi.thread_requests'):
-        assert first[key]['type'] == 'int'
-    if apache.mpm != 'prefork':  # one child: both requests are counted by the same process
-        assert int(second['mod_wsgi.total_requests']['repr']) > int(first['mod_wsgi.total_requests']['repr'])
+    assert int(first['mod_wsgi.server_pid']) in apache.children()
+    assert 'mod_wsgi.connection_id' not in first  # no %{c}L: Apache made no connection log id
+
+
+def test_mod_wsgi_6_keys_and_types(apache):
+    """mod_wsgi 6's environ: the request's instants as floats in seconds
+    (queue_start and daemon_start 0.0 in embedded mode); the 4.x carriers
+    (script_start, thread_requests, total_requests, script_reloading,
+    enable_sendfile, ignore_activity) are gone."""
+    import time
+    before = time.time()
+    e = env(apache, '/env')
+    t = {k: e[k]['type'] for k in ('mod_wsgi.request_start', 'mod_wsgi.queue_start',
+                                    'mod_wsgi.daemon_start', 'mod_wsgi.application_start')}
+    assert set(t.values()) == {'float'}, t
+    v = {k.split('.')[1]: float(e[k]['repr']) for k in t}
+    if apache.mode == 'daemon':
+        assert v['request_start'] <= v['queue_start'] <= v['daemon_start'] <= v['application_start']
+    else:
+        assert v['queue_start'] == v['daemon_start'] == 0.0
+    assert before - 5 < v['request_start'] <= v['application_start'] < before + 60
+    for gone in ('script_start', 'thread_requests', 'total_requests', 'script_reloading',
+                 'enable_sendfile', 'ignore_activity', 'daemon_connects', 'daemon_restarts'):
+        assert 'mod_wsgi.' + gone not in e, gone
+    assert not [k for k in e if k.startswith('mod_wsgi.x-')]
 
 
 def test_mod_wsgi_and_apache_modules(apache):

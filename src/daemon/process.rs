@@ -605,7 +605,7 @@ fn over_time(state: &State, age: Duration, limit: Duration) -> bool {
         let at = state.interrupted[n].load(Ordering::SeqCst);
         if at < since {
             state.interrupted[n].store(now, Ordering::SeqCst);
-            interrupt(state, n, limit);
+            interrupt(state, n);
         } else if now.saturating_sub(at) >= grace.as_millis() as u64 {
             return true;
         }
@@ -615,16 +615,10 @@ fn over_time(state: &State, age: Duration, limit: Duration) -> bool {
 
 /// Raises mod_wsgi.RequestTimeout in request thread `n` (at its next
 /// Python instruction: a blocking call finishes first).
-fn interrupt(state: &State, n: usize, limit: Duration) {
-    let def = &state.group.def;
-    let _ = limit;
-    info(&format!(
-        "Dumping stack trace for thread {n} of daemon process '{}' which has exceeded request-timeout of {} seconds, before injecting RequestTimeout to unwind it.",
-        def.name,
-        def.request_timeout.unwrap_or_default().as_secs()
-    ));
+fn interrupt(state: &State, n: usize) {
     let ident = state.idents[n].load(Ordering::SeqCst);
-    // The exception goes to the thread's state in the interpreter it serves.
+    // The exception goes to the thread's state in the interpreter it serves
+    // (none: the thread is between requests, nothing to interrupt).
     let Some(interp) = state.serving[n]
         .load(Ordering::SeqCst)
         .checked_sub(1)
@@ -632,20 +626,34 @@ fn interrupt(state: &State, n: usize, limit: Duration) {
     else {
         return;
     };
+    // mod_wsgi 6's lines around the injection (with the configured
+    // request-timeout, not the per-thread threshold).
+    let def = &state.group.def;
+    let name = def.name.clone();
+    info(&format!(
+        "Dumping stack trace for thread {n} of daemon process '{name}' which has exceeded request-timeout of {} seconds, before injecting RequestTimeout to unwind it.",
+        def.request_timeout.unwrap_or_default().as_secs()
+    ));
     // Another thread takes the GIL, so this one keeps watching.
     let _ = std::thread::Builder::new()
         .name("wsgi-interrupt".into())
         .spawn(move || {
             interp.run(|py| {
                 use pyo3::prelude::*;
-                let module = interp.objects().module.bind(py);
-                if let Ok(exc) = module.getattr("RequestTimeout") {
-                    // SAFETY: the GIL is held; `exc` is a live exception type.
-                    unsafe {
-                        pyo3::ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exc.as_ptr())
-                    };
+                let objs = interp.objects();
+                let stack = objs.module.bind(py).call_method1("_thread_stack", (ident,));
+                if let Ok(lines) = stack.and_then(|l| l.extract::<Vec<String>>()) {
+                    lines.iter().for_each(|l| info(l));
                 }
+                let exc = objs.request_timeout.bind(py);
+                // SAFETY: the GIL is held; `exc` is a live exception type.
+                unsafe {
+                    pyo3::ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exc.as_ptr())
+                };
             });
+            info(&format!(
+                "Injected RequestTimeout into thread {n} of daemon process '{name}'."
+            ));
         });
 }
 
@@ -950,22 +958,25 @@ fn serve_connection(state: &State, conn: OwnedFd, n: usize) -> bool {
         }
     };
     crate::metrics::record::daemon_interpreters(interp.id() as u32 + 1);
-    // A handler script's reload_required() said yes: restart, as for a
-    // changed script. (Only handler scripts have a resource: other requests
-    // do not take the GIL an extra time.)
-    let reload = head.target.resource.is_some()
-        && interp.run(|py| crate::wsgi::script::reload_required(py, interp, &head.target))
-            == Some(true);
-    if reload {
-        transport.no_response(restart_for_script(state, &head.target.script));
-        return activity;
-    }
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     state.serving[n].store(interp.id() + 1, Ordering::SeqCst);
+    // The script must be reloaded (its reload_required() said yes, or its
+    // __mtime__ is gone): the process restarts, as for a changed script.
+    // Asked under the GIL the request takes anyway.
     let served = ex.lend(&mut transport, || {
-        interp.run(|py| app::serve(py, &ex, &head))
+        interp.run(|py| match app::must_reload(py, &ex, &head) {
+            true => None,
+            false => Some(app::serve(py, &ex, &head)),
+        })
     });
     state.serving[n].store(0, Ordering::SeqCst);
+    let served = match served {
+        Some(None) => {
+            transport.no_response(restart_for_script(state, &head.target.script));
+            return activity;
+        }
+        other => other.flatten(),
+    };
     match served {
         Some(Ok(())) => {
             transport.complete();

@@ -449,9 +449,9 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     let ex = Exchange::new(interp, &head.target.script, head.body_length);
     let served = ex.lend(&mut transport, || {
         interp.run(|py| {
-            // A handler script's reload_required(): embedded, only the
-            // module is executed again.
-            if script::reload_required(py, interp, &head.target) {
+            // The script must be reloaded (reload_required() said yes, or
+            // its __mtime__ is gone): embedded, the module is executed again.
+            if app::must_reload(py, &ex, &head) {
                 script::forget(py, interp.objects(), &head.target.script);
             }
             app::serve(py, &ex, &head)

@@ -272,7 +272,13 @@ unsafe fn mod_wsgi_variables(r: *mut sys::request_rec, h: &mut RequestHead, d: &
         if let Some(id) = apache::cbytes((*r).log_id) {
             h.set(Key::RequestId, id);
         }
-        h.set_int(Key::ConnectionId, (*c).id);
+        // Only when something (a log format's %{c}L) gave the connection
+        // a log id, as in mod_wsgi 6.
+        if let Some(id) = apache::cbytes((*c).log_id) {
+            h.set(Key::ConnectionId, id);
+        }
+        // The Apache child's pid, also in a daemon process (mod_wsgi 6).
+        h.set_int(Key::ServerPid, std::process::id());
     }
 }
 

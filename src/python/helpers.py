@@ -9,7 +9,7 @@ import threading
 import types
 from _weakref import getweakrefcount as _getweakrefcount
 
-version = (5, 0, 0)  # mod_wsgi API level this module is compatible with
+version = (6, 0, 5)  # the mod_wsgi release whose behaviour this module follows
 process_group = ''
 application_group = ''
 maximum_processes = 1
@@ -18,7 +18,8 @@ threads_per_process = 1
 
 class RequestTimeout(BaseException):
     """Raised in a daemon request thread that ran past request-timeout
-    (with interrupt-timeout set), as mod_wsgi 6 does."""
+    (with interrupt-timeout set), as mod_wsgi 6 does; raised by an
+    application, it too ends the request with a 504."""
     __module__ = 'mod_wsgi'
 
 
@@ -391,6 +392,22 @@ def _dump_stacks():
     return lines
 
 
+def _thread_stack(ident):
+    """Daemon processes: the stack of the thread about to get a RequestTimeout,
+    innermost frame first, in mod_wsgi 6's lines."""
+    frame = sys._current_frames().get(ident)
+    lines = []
+    while frame is not None:
+        code, back = frame.f_code, frame.f_back
+        where = '"%s", line %d, in %s' % (code.co_filename, frame.f_lineno, code.co_name)
+        if not lines:
+            lines.append('Thread %d executing file %s' % (ident, where))
+        else:
+            lines.append('called from file %s%s' % (where, ',' if back is not None else '.'))
+        frame = back
+    return lines
+
+
 _REFUSALS = ('subinterpreter', 'sub-interpreter', 'per-interpreter gil',
              'more than once per process', 'once per interpreter process')
 
@@ -554,7 +571,7 @@ def _request_values(environ, hand_off=None):
 
     def seconds(key):
         try:
-            return int(environ.get(key) or 0) / 1e6
+            return float(environ.get(key) or 0.0)
         except (TypeError, ValueError):
             return 0.0
 

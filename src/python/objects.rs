@@ -53,6 +53,9 @@ pub struct InterpObjects {
     pub partial: Py<PyAny>,
     pub load_script: Py<PyAny>,
     pub format_exception: Py<PyAny>,
+    /// The interpreter's own `mod_wsgi.RequestTimeout` (the application may
+    /// rebind the module attribute; the class raised by interrupts is this).
+    pub request_timeout: Py<PyAny>,
     pub base_environ: Py<PyDict>,
     /// `mod_wsgi.event_callbacks` and `mod_wsgi.active_requests`.
     pub event_callbacks: Py<PyList>,
@@ -167,14 +170,11 @@ impl InterpObjects {
         base.set_item("wsgi.run_once", false)?;
         base.set_item("wsgi.input_terminated", true)?;
         base.set_item("wsgi.file_wrapper", &file_wrapper)?;
-        base.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
         base.set_item("SERVER_SOFTWARE", &info.server_software)?;
         base.set_item("mod_wsgi.version", module.getattr("version")?)?;
         base.set_item("mod_wsgi.process_group", &info.process_group)?;
         base.set_item("mod_wsgi.application_group", group)?;
         base.set_item("mod_wsgi.handler_script", "")?;
-        base.set_item("mod_wsgi.enable_sendfile", "0")?;
-        base.set_item("mod_wsgi.ignore_activity", "0")?;
         base.set_item("apache.version", apache_version(py)?)?;
 
         let keys = Key::ALL
@@ -191,6 +191,7 @@ impl InterpObjects {
             partial: py.import("functools")?.getattr("partial")?.unbind(),
             load_script: module.getattr("load_script")?.unbind(),
             format_exception: module.getattr("format_exception")?.unbind(),
+            request_timeout: module.getattr("RequestTimeout")?.unbind(),
             base_environ: base.unbind(),
             event_callbacks: module
                 .getattr("event_callbacks")?

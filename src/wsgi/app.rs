@@ -12,7 +12,7 @@ use super::recording;
 use super::script;
 use super::slow;
 use super::start_response::send_blocks;
-use super::transport::{Ending, Level};
+use super::transport::{Ending, Level, ResponseHead};
 use crate::python::context;
 use crate::python::interp::Interp;
 use crate::python::logging;
@@ -77,6 +77,15 @@ pub fn serve(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(
     }
     logging::set_current(py, None);
     result
+}
+
+/// script::reload_required, its log lines in the request's context (the
+/// caller reloads the script or restarts the process).
+pub fn must_reload(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> bool {
+    logging::set_current(py, Some(ex.clone()));
+    let reload = script::reload_required(py, ex.interp, &head.target);
+    logging::set_current(py, None);
+    reload
 }
 
 /// The info line for a client that went away mid-response.
@@ -163,11 +172,12 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
         );
         return Err(NoResponse::NotFound);
     };
+    let application_start = events::now();
     let prepare = || -> PyResult<_> {
         let capsule = ex.capsule(py)?;
         let input = objs.input_type.bind(py).call1((&capsule,))?;
         let errors = objs.errors_stream.bind(py).call1((&capsule,))?;
-        let environ = environ::build(py, objs, head, input, errors)?;
+        let environ = environ::build(py, objs, head, input, errors, application_start)?;
         if head.request_rec != 0 {
             let cap = super::request_rec::capsule(py, head.request_rec)?;
             environ.set_item(super::request_rec::KEY, cap)?;
@@ -182,7 +192,6 @@ fn run(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(), NoR
         Ok(prepared) => prepared,
         Err(e) => return fail(py, ex, Failure::Error(e)),
     };
-    let application_start = events::now();
     recording::begin();
     let inflight = crate::telemetry::request_begin(head, request_start(head, application_start));
     events::begin(py, ex, objs, &environ);
@@ -302,6 +311,11 @@ fn respond(
             Err(e)
         }
     };
+    // A RequestTimeout out of close() is dropped silently, as in mod_wsgi 6.
+    let closed = closed.or_else(|e| match is_timeout(py, objs, &e) {
+        true => Ok(()),
+        false => Err(e),
+    });
     match (body, closed) {
         (Ok(ended), Ok(())) => finish(py, ex, ended),
         // The whole body went out: complete the response, log the error.
@@ -356,6 +370,7 @@ fn fail(py: Python<'_>, ex: &Arc<Exchange>, f: Failure) -> Result<(), NoResponse
             let e = super::start_response::invalid_head(py, ex);
             fail(py, ex, Failure::Error(e))
         }
+        Failure::Error(e) if is_timeout(py, ex.interp.objects(), &e) => timed_out(py, ex),
         Failure::Error(e) => {
             log_exception(py, ex.interp, Some(&script), &script, &e, &[]);
             events::request_exception(py, ex, &e);
@@ -439,4 +454,46 @@ fn send_sequence(
         output.end(t, &chunks, Ending::Now)
     });
     Ok(sent?)
+}
+
+/// Whether `e` is the interpreter's mod_wsgi.RequestTimeout (raised by the
+/// application or injected by interrupt-timeout).
+fn is_timeout(py: Python<'_>, objs: &InterpObjects, e: &PyErr) -> bool {
+    e.is_instance(py, objs.request_timeout.bind(py))
+}
+
+/// A RequestTimeout reached us: no traceback and no request_exception, as
+/// in mod_wsgi 6. Before the headers went out the client gets an empty 504
+/// (whatever start_response() recorded); after, the response is cut. The
+/// thread serves on either way.
+fn timed_out(py: Python<'_>, ex: &Arc<Exchange>) -> Result<(), NoResponse> {
+    if ex.queue().scheduled {
+        let _ = py.detach(|| ex.wait_queue());
+    }
+    let sent = ex.lock_py(py).output.headers_sent();
+    let line = if sent {
+        "Request interrupted by RequestTimeout after headers sent; response truncated."
+    } else {
+        "Request interrupted by RequestTimeout; thread recovered."
+    };
+    ex.log_lines(py, Level::Info, &[line]);
+    let mut inner = ex.lock_py(py);
+    match inner.parts() {
+        (Some(t), _, output) if sent => {
+            output.abort(t);
+            Ok(())
+        }
+        (Some(_), _, output) => {
+            output.replace_head(ResponseHead {
+                code: 504,
+                status: b"504 Gateway Timeout".to_vec(),
+                ..Default::default()
+            });
+            drop(inner);
+            // A client already gone is no error of the application's.
+            let _ = end_staged(py, ex, &[]);
+            Ok(())
+        }
+        (None, ..) => Ok(()),
+    }
 }

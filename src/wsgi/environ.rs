@@ -6,17 +6,13 @@ use super::head::{Key, RequestHead, Text, VarName};
 use crate::python::objects::InterpObjects;
 use crate::python::text::{str_from_fs, str_from_latin1};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use pyo3::types::PyDict;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 static NEXT_THREAD_ID: AtomicU32 = AtomicU32::new(1);
-/// Requests this process has started serving (mod_wsgi.total_requests).
-static TOTAL_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static THREAD_ID: u32 = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
-    static THREAD_REQUESTS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// This request thread's `mod_wsgi.thread_id`.
@@ -24,10 +20,14 @@ pub fn thread_id() -> u32 {
     THREAD_ID.with(|t| *t)
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+/// Variables the head carries for our own use that mod_wsgi 6 keeps out of
+/// the environ (its `mod_wsgi.x-*` carriers); request_start is shown as a
+/// float by `build`.
+fn hidden(k: Key) -> bool {
+    matches!(
+        k,
+        Key::RequestStart | Key::ScriptReloading | Key::EnableSendfile | Key::IgnoreActivity
+    )
 }
 
 /// The interpreter's base dict with the head's variables (the environ
@@ -56,6 +56,7 @@ pub fn add_variables(
             Text::Path => str_from_fs(py, value)?,
         };
         match name {
+            VarName::Known(k) if hidden(k) => {}
             VarName::Known(k) => env.set_item(objs.key(py, k), value)?,
             VarName::Other(n) => env.set_item(objs.other_key(py, n)?, value)?,
         }
@@ -63,25 +64,31 @@ pub fn add_variables(
     Ok(())
 }
 
-/// Builds the environ (the GIL is held; nothing here blocks).
+/// Builds the environ (the GIL is held; nothing here blocks). The request's
+/// instants are floats in seconds since the epoch, as in mod_wsgi 6
+/// (queue_start and daemon_start are 0.0 in embedded mode).
 pub fn build<'py>(
     py: Python<'py>,
     objs: &InterpObjects,
     head: &RequestHead,
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
+    application_start: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = variables(py, objs, head)?;
-    let int_str = |n: i64| -> PyResult<Bound<'py, PyString>> {
-        str_from_latin1(py, itoa::Buffer::new().format(n).as_bytes())
-    };
+    let seconds = |us: i64| us as f64 / 1e6;
+    let request_start = head
+        .get(Key::RequestStart)
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+        .unwrap_or(0);
     env.set_item(objs.key(py, Key::Input), input)?;
     env.set_item(objs.key(py, Key::Errors), errors)?;
-    env.set_item(objs.key(py, Key::ScriptStart), int_str(now_micros())?)?;
+    env.set_item(objs.key(py, Key::RequestStart), seconds(request_start))?;
+    let queue_start = seconds(head.hand_off.queue_start);
+    env.set_item(objs.key(py, Key::QueueStart), queue_start)?;
+    let daemon_start = seconds(head.hand_off.daemon_start);
+    env.set_item(objs.key(py, Key::DaemonStart), daemon_start)?;
+    env.set_item(objs.key(py, Key::ApplicationStart), application_start)?;
     env.set_item(objs.key(py, Key::ThreadId), THREAD_ID.with(|t| *t))?;
-    let n = THREAD_REQUESTS.with(|t| t.replace(t.get() + 1));
-    env.set_item(objs.key(py, Key::ThreadRequests), n)?;
-    let total = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
-    env.set_item(objs.key(py, Key::TotalRequests), total)?;
     Ok(env)
 }

@@ -98,6 +98,15 @@ impl OutputState {
         Ok(())
     }
 
+    /// Replaces what start_response() recorded, before the headers went
+    /// out, with `head` (mod_wsgi's 504 for a RequestTimeout).
+    pub fn replace_head(&mut self, head: ResponseHead) {
+        if !self.headers_sent {
+            self.head = Some(head);
+            self.invalid = None;
+        }
+    }
+
     /// Body bytes a declared Content-Length still allows.
     fn remaining(&self) -> u64 {
         let cl = self.head.as_ref().and_then(|h| h.content_length);

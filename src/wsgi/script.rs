@@ -7,6 +7,7 @@ use crate::python::objects::InterpObjects;
 use crate::python::text::str_from_fs;
 use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
+use pyo3::types::PyModule;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -125,23 +126,34 @@ pub fn module<'py>(
     Ok(m)
 }
 
-/// A WSGIHandlerScript's optional `reload_required(resource)`, asked as
-/// mod_wsgi asks it: with reloading on, of a loaded, unchanged handler
-/// script. True: the script must be reloaded (daemon mode: the process
-/// restarts). An exception is logged and means no reload (mod_wsgi 6: a
-/// failing hook must not restart a daemon on every request).
+/// Whether a loaded, unchanged script must be executed again (daemon mode:
+/// the process restarts), asked as mod_wsgi 6 asks it with reloading on:
+/// yes if the module's `__mtime__` is gone or differs from the file's, else
+/// the script's optional `reload_required(resource)` decides (`resource`:
+/// a handler script's requested file, else the script's own path). An
+/// exception from it is logged and means no reload (mod_wsgi 6: a failing
+/// hook must not restart a daemon on every request).
 pub fn reload_required(py: Python<'_>, interp: &Interp, target: &Target) -> bool {
-    let Some(resource) = target.resource.as_deref() else {
+    if !target.script_reloading {
         return false;
-    };
+    }
     let objs = interp.objects();
-    let cached = target
-        .script_reloading
-        .then(|| objs.cached_script(py, &target.script, Some(target.mtime)))
-        .flatten();
-    let Some(Ok(Some(hook))) = cached.map(|m| m.getattr_opt("reload_required")) else {
+    let Some(module) = objs.cached_script(py, &target.script, Some(target.mtime)) else {
         return false;
     };
+    // Looked up in the module's dict, as mod_wsgi does (a module-level
+    // __getattr__ is not asked).
+    let Ok(dict) = module.cast::<PyModule>().map(|m| m.dict()) else {
+        return false;
+    };
+    let mtime = dict.get_item("__mtime__").ok().flatten();
+    if mtime.and_then(|m| m.extract::<i64>().ok()) != Some(target.mtime) {
+        return true;
+    }
+    let Ok(Some(hook)) = dict.get_item("reload_required") else {
+        return false;
+    };
+    let resource = target.resource.as_deref().unwrap_or(&target.script);
     let asked = str_from_fs(py, resource.as_bytes())
         .and_then(|path| hook.call1((path,)))
         .and_then(|answer| answer.is_truthy());
