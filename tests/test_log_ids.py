@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import server_fixture
+from harness import PY_VERSION
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ID = re.compile(r'WSGI\d{4}')
@@ -126,7 +127,8 @@ def exception_header(a, name, kind, url=None):
 @pytest.mark.parametrize('name,status,last,first,kind', [
     ('importerr.wsgi', 500, 'RuntimeError: at import',
      "[script {f}] WSGI0109: Unable to execute Python script file '{f}'.", 'RuntimeError'),
-    ('syntax.wsgi', 500, "SyntaxError: expected ':'",
+    # CPython's own wording: 3.10 reworded the parser's messages.
+    ('syntax.wsgi', 500, "SyntaxError: expected ':'" if PY_VERSION >= (3, 10) else 'SyntaxError: invalid syntax',
      "[script {f}] WSGI0105: Could not read or compile WSGI script '{f}' for {ctx}.", 'SyntaxError'),
     ('exitimport.wsgi', 500, 'SystemExit: 2',
      "[script {f}] WSGI0107: SystemExit exception raised when doing exec of Python script file '{f}'.",
