@@ -264,6 +264,9 @@ def test_stopping_is_reported(start_apache):
         c = OneConnection(a)
         pid = int(c.get('/t/pid'))
         c.close()
+        # A request counts once its thread has finished with it, just after
+        # the client has the response: stop only then.
+        time.sleep(0.5)
         a.stop()
         samples = r.wait_for(lambda s: any(x.kind == STOPPING and x.pid == pid for x in s))
         stopping = [s for s in samples if s.kind == STOPPING and s.pid == pid]
