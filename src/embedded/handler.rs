@@ -85,11 +85,11 @@ pub unsafe fn translate(r: *mut sys::request_rec) -> i32 {
 /// directory, refused PATH_INFO. For a WSGIHandlerScript (`handler`) only
 /// the PATH_INFO check applies, as in mod_wsgi: the resource need not
 /// exist. Err is the handler's status.
-unsafe fn check_target(r: *mut sys::request_rec, filename: &str, handler: bool) -> Result<(), i32> {
+unsafe fn check_target(r: *mut sys::request_rec, handler: bool) -> Result<(), i32> {
     // mod_wsgi 6's lines: "[script <r->filename>] WSGI0134: ...".
     let refuse = |msg: &str, status| {
         // SAFETY: r is live.
-        unsafe { log::rerror(r, log::ERR, &format!("[script {filename}] {msg}")) };
+        unsafe { log::script_rerror(r, log::ERR, 0, msg) };
         Err(status)
     };
     // SAFETY: r and its notes, finfo and path_info are live.
@@ -126,10 +126,10 @@ unsafe fn check_target(r: *mut sys::request_rec, filename: &str, handler: bool) 
 /// bodies need WSGIChunkedRequest On (411) and no Content-Length (400);
 /// then the body is set up for reading. The checks, their order and their
 /// lines are mod_wsgi 6's.
-unsafe fn setup_body(r: *mut sys::request_rec, dir: &DirConfig, filename: &str) -> Result<(), i32> {
+unsafe fn setup_body(r: *mut sys::request_rec, dir: &DirConfig) -> Result<(), i32> {
     let refuse = |msg: &str, status| {
         // SAFETY: r is live.
-        unsafe { log::rerror(r, log::ERR, &format!("[script {filename}] {msg}")) };
+        unsafe { log::script_rerror(r, log::ERR, 0, msg) };
         Err(status)
     };
     // SAFETY: r and its headers are live.
@@ -372,10 +372,8 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     // SAFETY: as above.
     let filename = unsafe { apache::cstring_lossy((*r).filename) }.unwrap_or_default();
     // SAFETY: r is live.
-    let checked = unsafe {
-        check_target(r, &filename, handler_script.is_some())
-            .and_then(|()| setup_body(r, dir, &filename))
-    };
+    let checked =
+        unsafe { check_target(r, handler_script.is_some()).and_then(|()| setup_body(r, dir)) };
     if let Err(status) = checked {
         return status;
     }
@@ -403,10 +401,11 @@ pub unsafe fn handle(r: *mut sys::request_rec) -> i32 {
     if crate::daemon::supervisor::current().is_some_and(|d| d.restrict_embedded) {
         // SAFETY: r is live.
         unsafe {
-            log::rerror(
+            log::script_rerror(
                 r,
                 log::ERR,
-                &format!("[script {filename}] WSGI0143: Embedded mode of mod_wsgi disabled by runtime configuration."),
+                0,
+                "WSGI0143: Embedded mode of mod_wsgi disabled by runtime configuration.",
             )
         };
         return sys::HTTP_INTERNAL_SERVER_ERROR;

@@ -82,10 +82,12 @@ pub fn serve(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> Result<(
 /// script::reload_required, its log lines in the request's context (the
 /// caller reloads the script or restarts the process).
 pub fn must_reload(py: Python<'_>, ex: &Arc<Exchange>, head: &RequestHead) -> bool {
-    logging::set_current(py, Some(ex.clone()));
-    let reload = script::reload_required(py, ex.interp, &head.target);
-    logging::set_current(py, None);
-    reload
+    script::reload_required(py, ex.interp, &head.target, |ask| {
+        logging::set_current(py, Some(ex.clone()));
+        let reload = ask();
+        logging::set_current(py, None);
+        reload
+    })
 }
 
 /// The info line for a client that went away mid-response.

@@ -132,8 +132,14 @@ pub fn module<'py>(
 /// the script's optional `reload_required(resource)` decides (`resource`:
 /// a handler script's requested file, else the script's own path). An
 /// exception from it is logged and means no reload (mod_wsgi 6: a failing
-/// hook must not restart a daemon on every request).
-pub fn reload_required(py: Python<'_>, interp: &Interp, target: &Target) -> bool {
+/// hook must not restart a daemon on every request). `in_request` runs the
+/// hook with the request's logging context set.
+pub fn reload_required(
+    py: Python<'_>,
+    interp: &Interp,
+    target: &Target,
+    in_request: impl FnOnce(&dyn Fn() -> bool) -> bool,
+) -> bool {
     if !target.script_reloading {
         return false;
     }
@@ -154,19 +160,22 @@ pub fn reload_required(py: Python<'_>, interp: &Interp, target: &Target) -> bool
         return false;
     };
     let resource = target.resource.as_deref().unwrap_or(&target.script);
-    let asked = str_from_fs(py, resource.as_bytes())
-        .and_then(|path| hook.call1((path,)))
-        .and_then(|answer| answer.is_truthy());
-    asked.unwrap_or_else(|e| {
-        super::app::log_exception(
-            py,
-            interp,
-            Some(target.request_file()),
-            &target.script,
-            &e,
-            &[],
-        );
-        false
+    // Only a script with a hook pays for the request's logging context.
+    in_request(&|| {
+        let asked = str_from_fs(py, resource.as_bytes())
+            .and_then(|path| hook.call1((path,)))
+            .and_then(|answer| answer.is_truthy());
+        asked.unwrap_or_else(|e| {
+            super::app::log_exception(
+                py,
+                interp,
+                Some(target.request_file()),
+                &target.script,
+                &e,
+                &[],
+            );
+            false
+        })
     })
 }
 
